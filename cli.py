@@ -1,0 +1,138 @@
+"""The command line shared by ``train.py`` and ``predict.py``: LightningCLI plus run folders.
+
+Each training run gets its own folder, ``<trainer.default_root_dir>/version_<N>``, holding
+``checkpoints/``, the resolved ``config.yaml``, W&B's files and sample images. ``--ckpt_path last``
+resumes the newest run in its own folder (and its own W&B run); ``predict.py`` finds the newest
+run's best checkpoint by itself.
+"""
+
+import os
+import re
+from pathlib import Path
+
+from jsonargparse import Namespace
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from datamodules import PokemonDataModule
+from lightning_modules import PixelLM
+
+RUN_DIR_ENV = "POKEMON_RUN_DIR"  # hands the chosen folder to DDP worker processes, which re-run this CLI
+
+
+def versions(root: Path) -> list[Path]:
+    """``version_<N>`` folders under ``root``, oldest first."""
+    found = [(int(m.group(1)), p) for p in root.glob("version_*") if (m := re.fullmatch(r"version_(\d+)", p.name))]
+    return [path for _, path in sorted(found)]
+
+
+def newest_checkpoint(root: Path, name: str) -> Path | None:
+    """``checkpoints/<name>.ckpt`` of the newest run under ``root`` that has one."""
+    for run in reversed(versions(root)):
+        if (path := run / "checkpoints" / f"{name}.ckpt").is_file():
+            return path
+    return None
+
+
+def next_version(root: Path) -> Path:
+    runs = versions(root)
+    return root / f"version_{int(runs[-1].name.split('_')[1]) + 1 if runs else 0}"
+
+
+def wandb_run_id(run_dir: Path) -> str | None:
+    """The id of the W&B run logged into ``run_dir``, read from W&B's ``latest-run`` link."""
+    latest = run_dir / "wandb" / "latest-run"
+    return os.readlink(latest).rsplit("-", 1)[-1] if latest.is_symlink() else None
+
+
+def class_configs(value) -> list[Namespace]:
+    """The ``class_path``/``init_args`` entries of a logger or callbacks setting."""
+    items = value if isinstance(value, list) else [value]
+    return [item for item in items if isinstance(item, Namespace) and "class_path" in item]
+
+
+class PixelCLI(LightningCLI):
+    """LightningCLI for the pixel models, with ``--ckpt_path`` and one folder per run.
+
+    Args:
+        stage: ``fit`` creates or resumes a run folder; ``predict`` reads the newest one.
+    """
+
+    def __init__(self, stage: str = "fit", **kwargs) -> None:
+        self.stage = stage
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run rewrites its config
+        super().__init__(PixelLM, PokemonDataModule, subclass_mode_model=True, run=False, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        for key in ("vocab_size", "seq_len", "prefix_len"):
+            parser.link_arguments(f"data.{key}", f"model.init_args.{key}", apply_on="instantiate")
+        default, kinds = ("last", "resume from") if self.stage == "fit" else ("best", "predict with")
+        parser.add_argument(
+            "--ckpt_path",
+            type=str | None,
+            default=None if self.stage == "fit" else default,
+            help=f"Checkpoint to {kinds}: a path, or 'last'/'best' for that checkpoint of the newest run "
+            f"under trainer.default_root_dir.",
+        )
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config
+        root = Path(config.trainer.default_root_dir or "runs")
+        if self.stage == "fit":
+            run_dir, config.ckpt_path = self._fit_run(root, config.ckpt_path)
+            config.trainer.default_root_dir = str(run_dir)
+            self._place_run_files(config, run_dir)
+        else:
+            config.ckpt_path = str(self._predict_checkpoint(root, config.ckpt_path))
+            config.trainer.logger = False  # predicting is not a training run
+
+    @staticmethod
+    def _fit_run(root: Path, ckpt_path: str | None) -> tuple[Path, str | None]:
+        """The run folder to write to and the checkpoint to resume from."""
+        if RUN_DIR_ENV in os.environ:  # a DDP worker: the launching process has chosen already
+            run_dir = Path(os.environ[RUN_DIR_ENV])
+            last = run_dir / "checkpoints" / "last.ckpt"
+            return run_dir, (str(last) if ckpt_path == "last" and last.is_file() else ckpt_path)
+        if ckpt_path == "last":
+            found = newest_checkpoint(root, "last")
+            if found is None:
+                print(f"No last.ckpt under {root}: starting a new run.")
+            run_dir, ckpt_path = (found.parent.parent, str(found)) if found else (next_version(root), None)
+        elif ckpt_path is not None and Path(ckpt_path).parent.name == "checkpoints":
+            run_dir = Path(ckpt_path).parent.parent  # resuming a run continues in its folder
+        else:
+            run_dir = next_version(root)
+        os.environ[RUN_DIR_ENV] = str(run_dir)
+        return run_dir, ckpt_path
+
+    @staticmethod
+    def _place_run_files(config: Namespace, run_dir: Path) -> None:
+        """Points checkpoints and W&B at the run folder, and W&B at its earlier run when resuming."""
+        for callback in class_configs(config.trainer.callbacks or []):
+            if callback.class_path.endswith("ModelCheckpoint") and not callback.init_args.get("dirpath"):
+                callback.init_args.dirpath = str(run_dir / "checkpoints")
+        for logger in class_configs(config.trainer.logger):
+            if logger.class_path.endswith("WandbLogger"):
+                args = logger.init_args
+                args.save_dir = str(run_dir)
+                if args.get("id") is None and (previous := wandb_run_id(run_dir)):
+                    args.id, args.resume = previous, "allow"
+                if "WANDB_MODE" not in os.environ and not args.get("offline") and not _wandb_logged_in():
+                    args.offline = True
+                    print(f"W&B: not logged in, logging offline to {run_dir / 'wandb'} (upload later: wandb sync)")
+
+    @staticmethod
+    def _predict_checkpoint(root: Path, ckpt_path: str) -> Path:
+        if ckpt_path in ("best", "last"):
+            found = newest_checkpoint(root, ckpt_path)
+            if found is None:
+                raise FileNotFoundError(f"no {ckpt_path}.ckpt in any run under {root}: train first, or pass --ckpt_path")
+            return found
+        if not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"--ckpt_path: {ckpt_path} does not exist")
+        return Path(ckpt_path)
+
+
+def _wandb_logged_in() -> bool:
+    import wandb
+
+    return wandb.login(prompt=False, verify=False)

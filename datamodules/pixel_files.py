@@ -1,0 +1,121 @@
+"""Reading, checking and writing the plain-text pixel formats.
+
+One image per line, its palette indices separated by spaces; a palette is one
+"R G B" line per colour. Every reader checks what it reads and raises a
+:class:`PixelFormatError` naming the file, the line and the problem, because a
+shape error deep inside a training step tells the user nothing.
+"""
+
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+
+
+class PixelFormatError(ValueError):
+    """Malformed pixel or palette data; the message names the source, line and problem."""
+
+
+def parse_rows(
+    rows: Iterable[Sequence[int] | str],
+    source: str,
+    length: int | None,
+    num_colours: int | None,
+) -> torch.Tensor:
+    """Checks rows of palette indices and stacks them into a ``(N, length)`` long tensor.
+
+    Args:
+        rows: Lines of space-separated ints, or sequences of ints (as the hub gives them).
+        source: Name of where the rows came from, used in error messages (a path or a dataset split).
+        length: Ints each row must hold; None takes the first row's length for all.
+        num_colours: Indices must lie in ``[0, num_colours)``; None skips the check.
+    """
+    values = []
+    for number, row in enumerate(rows, start=1):
+        where = f"{source}:{number}"
+        if isinstance(row, str):
+            try:
+                row = [int(token) for token in row.split()]
+            except ValueError as error:
+                bad = str(error).split(":", 1)[-1].strip()
+                raise PixelFormatError(f"{where}: not an integer: {bad}") from None
+        row = list(row)
+        if length is None:
+            length = len(row)
+        if len(row) != length:
+            raise PixelFormatError(f"{where}: expected {length} ints, got {len(row)}")
+        if num_colours is not None:
+            for position, value in enumerate(row):
+                if not 0 <= value < num_colours:
+                    raise PixelFormatError(
+                        f"{where}: value {value} at position {position} is outside the palette [0, {num_colours - 1}]"
+                    )
+        values.append(row)
+    if not values:
+        raise PixelFormatError(f"{source}: no images (the file is empty)")
+    return torch.tensor(values, dtype=torch.long)
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise PixelFormatError(f"{path}: file not found")
+    lines = path.read_text().splitlines()
+    while lines and not lines[-1].strip():  # a trailing newline is not an image
+        lines.pop()
+    return lines
+
+
+def read_images(path: str | Path, length: int | None = None, num_colours: int | None = None) -> torch.Tensor:
+    """Reads one image per line from ``path`` into a ``(N, length)`` long tensor (see :func:`parse_rows`)."""
+    path = Path(path)
+    return parse_rows(_lines(path), str(path), length, num_colours)
+
+
+def parse_palette(rows: Iterable[Sequence[int] | str], source: str, num_colours: int | None) -> torch.Tensor:
+    """Checks "R G B" rows (ints in 0..255) and returns a ``(num_colours, 3)`` uint8 tensor."""
+    palette = parse_rows(rows, source, 3, None)
+    bad = ((palette < 0) | (palette > 255)).any(dim=1).nonzero()
+    if len(bad):
+        line = int(bad[0]) + 1
+        raise PixelFormatError(f"{source}:{line}: colour {palette[line - 1].tolist()} is not three ints in 0..255")
+    if num_colours is not None and len(palette) != num_colours:
+        raise PixelFormatError(f"{source}: expected {num_colours} colours, got {len(palette)}")
+    return palette.to(torch.uint8)
+
+
+def read_palette(path: str | Path, num_colours: int | None = None) -> torch.Tensor:
+    """Reads a palette file, one "R G B" line per colour (see :func:`parse_palette`)."""
+    path = Path(path)
+    return parse_palette(_lines(path), str(path), num_colours)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Writes ``data`` to ``path`` so that readers see the old file or the new one, never a part.
+
+    The bytes go to a temporary file in the same folder, which then replaces the target.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path}: the folder {path.parent} does not exist")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def format_images(images: torch.Tensor) -> str:
+    """One line of space-separated ints per image, as every file of this project holds them."""
+    return "".join(" ".join(map(str, row)) + "\n" for row in images.tolist())
+
+
+def write_images(path: str | Path, images: torch.Tensor) -> None:
+    """Writes images one per line, atomically."""
+    atomic_write_bytes(path, format_images(images).encode())

@@ -1,0 +1,175 @@
+"""The Pokémon pixel sequences as a LightningDataModule."""
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules.pixel_files import PixelFormatError, parse_palette, parse_rows, read_images, read_palette
+
+HUB_IMAGES = "lca0503/ml2025-hw4-pokemon"
+HUB_PALETTE = "lca0503/ml2025-hw4-colormap"
+
+
+class PixelImages(Dataset):
+    """Full images as token sequences, optionally mirrored left-right at random."""
+
+    def __init__(self, images: torch.Tensor, width: int, hflip: bool = False) -> None:
+        self.images = images
+        self.width = width
+        self.hflip = hflip
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        image = self.images[index]
+        if self.hflip and torch.rand(()) < 0.5:  # a mirrored Pokémon is still a Pokémon
+            image = image.view(-1, self.width).flip(1).reshape(-1)
+        return image
+
+
+class Prefixes(Dataset):
+    """``(index, prefix)`` pairs, so predictions can be put back in file order on any number of devices."""
+
+    def __init__(self, prefixes: torch.Tensor) -> None:
+        self.prefixes = prefixes
+
+    def __len__(self) -> int:
+        return len(self.prefixes)
+
+    def __getitem__(self, index: int) -> tuple[int, torch.Tensor]:
+        return index, self.prefixes[index]
+
+
+class PokemonDataModule(L.LightningDataModule):
+    """Serves the 20 x 20 Pokémon images as sequences of palette indices.
+
+    Training batches are full images; validation batches are the full dev images (the module
+    scores their last ``seq_len - prefix_len`` tokens and completes their prefixes); prediction
+    batches are ``(index, prefix)`` pairs of the test (or dev) split.
+
+    Args:
+        data_dir: Folder with ``train.txt``, ``dev.txt``, ``test.txt`` and ``colormap.txt``.
+            Ignored when ``hub_dataset`` is set.
+        hub_dataset: A Hugging Face dataset with splits train/dev/test and a column ``pixel_color``
+            (``lca0503/ml2025-hw4-pokemon``), or a local copy of it saved with ``save_to_disk``.
+        hub_palette: The palette dataset (column ``color``, one [R, G, B] per row), hub name or local copy.
+        image_height: Rows of pixels per image.
+        image_width: Pixels per row; horizontal flips mirror each row.
+        prefix_len: Pixels given at test time; the rest are generated.
+        num_colours: Size the palette must have (the course's is 167); None accepts any size.
+        batch_size: Training images per batch.
+        eval_batch_size: Images per validation and prediction batch.
+        hflip: Mirror training images left-right with probability 0.5.
+        num_workers: DataLoader worker processes (0 is fastest for this tiny in-memory data).
+        predict_split: Which prefixes prediction completes: ``test`` or ``dev``.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = "../shared/data/pokemon",
+        hub_dataset: str | None = None,
+        hub_palette: str | None = None,
+        image_height: int = 20,
+        image_width: int = 20,
+        prefix_len: int = 240,
+        num_colours: int | None = 167,
+        batch_size: int = 16,
+        eval_batch_size: int = 80,
+        hflip: bool = False,
+        num_workers: int = 0,
+        predict_split: Literal["test", "dev"] = "test",
+    ) -> None:
+        super().__init__()
+        if hub_dataset is None and data_dir is None:
+            raise ValueError("data: set data_dir (a local copy) or hub_dataset (a Hugging Face dataset)")
+        if hub_dataset is not None and hub_palette is None:
+            hub_palette = HUB_PALETTE if hub_dataset == HUB_IMAGES else None
+            if hub_palette is None:
+                raise ValueError("data: hub_dataset is set, so hub_palette must name its palette dataset too")
+        self.data_dir = data_dir
+        self.hub_dataset = hub_dataset
+        self.hub_palette = hub_palette
+        self.image_height = image_height
+        self.image_width = image_width
+        self.prefix_len = prefix_len
+        self.num_colours = num_colours
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.hflip = hflip
+        self.num_workers = num_workers
+        self.predict_split = predict_split
+        self.splits: dict[str, torch.Tensor] = {}
+
+    @property
+    def seq_len(self) -> int:
+        """Tokens per image."""
+        return self.image_height * self.image_width
+
+    @cached_property
+    def palette(self) -> torch.Tensor:
+        """``(vocab_size, 3)`` uint8 RGB colours, read on first use."""
+        if self.hub_dataset is not None:
+            rows = self._hub_split(self.hub_palette, "train")
+            return parse_palette((row["color"] for row in rows), f"{self.hub_palette}[train]", self.num_colours)
+        return read_palette(Path(self.data_dir) / "colormap.txt", self.num_colours)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of palette colours, which is the model's vocabulary."""
+        return len(self.palette)
+
+    def prepare_data(self) -> None:
+        if self.hub_dataset is not None:  # download once, on one process
+            for split in ("train", "dev", "test"):
+                self._hub_split(self.hub_dataset, split)
+            self._hub_split(self.hub_palette, "train")
+
+    def setup(self, stage: str) -> None:
+        if self.splits:
+            return
+        full, given = self.seq_len, self.prefix_len
+        for split, length in (("train", full), ("dev", full), ("test", given)):
+            self.splits[split] = self._read_split(split, length)
+
+    def _read_split(self, split: str, length: int) -> torch.Tensor:
+        if self.hub_dataset is None:
+            return read_images(Path(self.data_dir) / f"{split}.txt", length, self.vocab_size)
+        rows = self._hub_split(self.hub_dataset, split)
+        return parse_rows((row["pixel_color"] for row in rows), f"{self.hub_dataset}[{split}]", length, self.vocab_size)
+
+    @staticmethod
+    def _hub_split(name: str, split: str):
+        try:
+            import datasets
+        except ImportError:
+            raise ImportError("data: hub_dataset needs the `datasets` package: pip install datasets") from None
+        if Path(name).is_dir():  # a local copy written by DatasetDict.save_to_disk
+            dataset = datasets.load_from_disk(name)
+        else:
+            dataset = datasets.load_dataset(name)
+        if split not in dataset:
+            raise PixelFormatError(f"{name}: no split {split!r} (has {', '.join(dataset)})")
+        return dataset[split]
+
+    def train_dataloader(self) -> DataLoader:
+        images = PixelImages(self.splits["train"], self.image_width, self.hflip)
+        return DataLoader(
+            images,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=False,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.splits["dev"], batch_size=self.eval_batch_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        prefixes = self.splits[self.predict_split][:, : self.prefix_len]
+        return DataLoader(Prefixes(prefixes), batch_size=self.eval_batch_size)

@@ -1,0 +1,4 @@
+from lightning_modules.decoding import Decoding
+from lightning_modules.pixel_lm import PixelLM
+
+__all__ = ["Decoding", "PixelLM"]

@@ -1,0 +1,141 @@
+"""A Hugging Face causal language model over palette indices, as a LightningModule."""
+
+import math
+from dataclasses import asdict
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities.seed import isolate_rng
+from transformers import AutoConfig, AutoModelForCausalLM, get_constant_schedule_with_warmup
+from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+from lightning_modules.decoding import Decoding
+
+# Keys that name the context length in each architecture's config class.
+POSITION_KEYS = {"gpt2": "n_positions"}
+
+
+class PixelLM(L.LightningModule):
+    """Next-pixel prediction with any ``transformers`` causal LM, built from its config (not pretrained).
+
+    Args:
+        model_type: A ``transformers`` model type: ``gpt2``, ``llama``, ``mistral``, ``qwen2``, ``qwen3``, ...
+        model_config: Keys of that architecture's config class (``n_layer`` for GPT-2,
+            ``num_hidden_layers`` for Llama, ...). Vocabulary size and context length come from the data.
+        vocab_size: Palette size; linked from the data module.
+        seq_len: Tokens per image; linked from the data module.
+        prefix_len: Tokens given at test time; linked from the data module.
+        lr: Peak learning rate of AdamW.
+        weight_decay: AdamW weight decay.
+        betas: AdamW betas.
+        warmup_steps: Steps of linear warm-up from 0 to ``lr``.
+        schedule: ``constant`` after warm-up (the course's sample code), or ``cosine`` decay to ``min_lr_ratio * lr``.
+        min_lr_ratio: Final learning rate of the cosine schedule, as a share of ``lr``.
+        decoding: How validation samples and predictions are decoded (reconstruction accuracy is always greedy).
+    """
+
+    def __init__(
+        self,
+        model_type: str = "gpt2",
+        model_config: dict[str, Any] | None = None,
+        vocab_size: int = 167,
+        seq_len: int = 400,
+        prefix_len: int = 240,
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.999),
+        warmup_steps: int = 0,
+        schedule: Literal["constant", "cosine"] = "constant",
+        min_lr_ratio: float = 0.1,
+        decoding: Decoding | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.decoding = decoding or Decoding()
+        self.model = AutoModelForCausalLM.from_config(self.build_config(model_type, model_config, vocab_size, seq_len))
+
+    @staticmethod
+    def build_config(model_type: str, overrides: dict[str, Any] | None, vocab_size: int, seq_len: int):
+        """The architecture's config: its defaults, the YAML's keys, and the data's vocabulary and length."""
+        try:
+            config = AutoConfig.for_model(model_type)
+        except ValueError:
+            raise ValueError(f"model.model_type: unknown architecture {model_type!r}") from None
+        for key in overrides or {}:
+            if not hasattr(config, key):
+                raise ValueError(f"model.model_config: {model_type} has no config key {key!r}")
+        fixed = {
+            "vocab_size": vocab_size,
+            POSITION_KEYS.get(model_type, "max_position_embeddings"): seq_len,
+            # Every id is a colour: no token may end, start or pad a sequence.
+            "bos_token_id": None,
+            "eos_token_id": None,
+            "pad_token_id": None,
+        }
+        return AutoConfig.for_model(model_type, **{**(overrides or {}), **fixed})
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits for the token after each position."""
+        return self.model(input_ids=tokens, use_cache=False).logits
+
+    def token_losses(self, images: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy in nats of each pixel but the first, given the ones before it: ``(B, seq_len - 1)``."""
+        logits = self(images[:, :-1])
+        return F.cross_entropy(logits.transpose(1, 2), images[:, 1:], reduction="none")
+
+    def training_step(self, images: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        loss = self.token_losses(images).mean()
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(images))
+        return loss
+
+    def validation_step(self, images: torch.Tensor, batch_idx: int) -> None:
+        losses = self.token_losses(images)
+        given = self.hparams.prefix_len
+        # Position i predicts pixel i + 1, so the generated pixels are scored from position given - 1 on.
+        bits = losses[:, given - 1 :].mean() / math.log(2)
+        completed = self.complete(images[:, :given], Decoding())
+        accuracy = (completed[:, given:] == images[:, given:]).float().mean()
+        metrics = {"val/loss": losses.mean(), "val/bits_per_pixel": bits, "val/recon_acc": accuracy}
+        self.log_dict(metrics, prog_bar=True, batch_size=len(images), sync_dist=True)
+
+    @torch.inference_mode()
+    def complete(self, prefixes: torch.Tensor, decoding: Decoding | None = None) -> torch.Tensor:
+        """Completes ``(B, prefix)`` token prefixes to full ``(B, seq_len)`` images.
+
+        All prefixes share one length, so the batch needs no padding and no attention mask.
+        Sampling is seeded by ``decoding.seed`` without touching the global random state.
+        """
+        decoding = decoding or self.decoding
+        training = self.model.training
+        self.model.eval()
+        try:
+            with isolate_rng():
+                torch.manual_seed(decoding.seed)
+                return self.model.generate(
+                    prefixes,
+                    max_new_tokens=self.hparams.seq_len - prefixes.shape[1],
+                    min_new_tokens=self.hparams.seq_len - prefixes.shape[1],
+                    **decoding.generate_kwargs(),
+                )
+        finally:
+            self.model.train(training)
+
+    def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        indices, prefixes = batch
+        # Seeding by the first image's index keeps sampled files the same for any batch position.
+        decoding = Decoding(**{**asdict(self.decoding), "seed": self.decoding.seed + int(indices[0])})
+        return {"indices": indices, "images": self.complete(prefixes, decoding)}
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, betas=hp.betas)
+        if hp.schedule == "cosine":
+            total = self.trainer.estimated_stepping_batches
+            scheduler = get_cosine_with_min_lr_schedule_with_warmup(
+                optimizer, hp.warmup_steps, total, min_lr_rate=hp.min_lr_ratio
+            )
+        else:
+            scheduler = get_constant_schedule_with_warmup(optimizer, hp.warmup_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

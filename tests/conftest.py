@@ -1,0 +1,52 @@
+"""Shared test set-up: the real entry points, run as subprocesses on tiny configs and data."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT.parent / "shared" / "data" / "pokemon"
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+
+
+def run_script(script: str, *args: str, wandb_mode: str = "disabled", check: bool = True, timeout: float = 600):
+    """Runs ``python <script> args`` from the repository root, as a user would; returns the CompletedProcess."""
+    # One thread: tiny models gain nothing from more, and a busy machine makes extra threads wait on each other.
+    env = {"OMP_NUM_THREADS": "1", **os.environ, "WANDB_MODE": wandb_mode, "PYTHONUNBUFFERED": "1"}
+    env.pop("POKEMON_RUN_DIR", None)
+    result = subprocess.run(
+        [sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory) -> Path:
+    """A copy of the real data cut to 48 train, 16 dev and 16 test images, for fast runs."""
+    folder = tmp_path_factory.mktemp("data")
+    for name, keep in (("train.txt", 48), ("dev.txt", 16), ("test.txt", 16), ("colormap.txt", None)):
+        lines = (DATA_DIR / name).read_text().splitlines()
+        (folder / name).write_text("\n".join(lines[:keep]) + "\n")
+    return folder
+
+
+@pytest.fixture
+def train_tiny(tmp_path, small_data):
+    """Trains the tiny config into ``tmp_path/runs``; extra CLI arguments override it."""
+
+    def train(*args: str, config: Path = TINY, **kwargs):
+        return run_script(
+            "train.py",
+            "--config", str(config),
+            "--trainer.default_root_dir", str(tmp_path / "runs"),
+            "--data.data_dir", str(small_data),
+            *args,
+            **kwargs,
+        )  # fmt: skip
+
+    return train

@@ -1,0 +1,107 @@
+"""The data module: what it serves, the hub path, and its errors on bad files."""
+
+import shutil
+
+import pytest
+import torch
+
+from conftest import DATA_DIR
+from datamodules import PixelFormatError, PokemonDataModule
+
+
+def loaded(**kwargs) -> PokemonDataModule:
+    data = PokemonDataModule(**kwargs)
+    data.setup("fit")
+    return data
+
+
+def test_serves_the_three_splits():
+    data = loaded(data_dir=str(DATA_DIR), batch_size=16)
+    assert (data.vocab_size, data.seq_len) == (167, 400)
+    assert data.palette[0].tolist() == [255, 255, 255]  # index 0 is the white background
+    train = next(iter(data.train_dataloader()))
+    assert train.shape == (16, 400) and train.dtype == torch.long
+    (dev,) = list(data.val_dataloader())
+    assert dev.shape == (80, 400)
+    (indices, prefixes) = next(iter(data.predict_dataloader()))
+    assert prefixes.shape == (80, 240) and indices.tolist() == list(range(80))
+    first_test = [int(v) for v in (DATA_DIR / "test.txt").read_text().split("\n")[0].split()]
+    assert prefixes[0].tolist() == first_test
+
+
+def test_hflip_mirrors_rows():
+    data = loaded(data_dir=str(DATA_DIR), hflip=True)
+    dataset = data.train_dataloader().dataset
+    image = data.splits["train"][3]
+    mirrored = image.view(20, 20).flip(1).reshape(-1)
+    seen = {tuple(dataset[3].tolist()) for _ in range(40)}
+    assert seen == {tuple(image.tolist()), tuple(mirrored.tolist())}
+
+
+def test_hub_copy_gives_the_same_tensors(tmp_path):
+    datasets = pytest.importorskip("datasets")
+
+    def split(name):
+        rows = (DATA_DIR / f"{name}.txt").read_text().splitlines()
+        return datasets.Dataset.from_dict({"pixel_color": [[int(v) for v in row.split()] for row in rows]})
+
+    colours = [[int(v) for v in row.split()] for row in (DATA_DIR / "colormap.txt").read_text().splitlines()]
+    datasets.DatasetDict({s: split(s) for s in ("train", "dev", "test")}).save_to_disk(tmp_path / "pokemon")
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"color": colours})}).save_to_disk(tmp_path / "colors")
+
+    hub = PokemonDataModule(hub_dataset=str(tmp_path / "pokemon"), hub_palette=str(tmp_path / "colors"))
+    hub.prepare_data()
+    hub.setup("fit")
+    local = loaded(data_dir=str(DATA_DIR))
+    assert torch.equal(hub.palette, local.palette)
+    for name in ("train", "dev", "test"):
+        assert torch.equal(hub.splits[name], local.splits[name])
+
+
+@pytest.fixture
+def data_copy(tmp_path):
+    folder = tmp_path / "data"
+    shutil.copytree(DATA_DIR, folder)
+    return folder
+
+
+def corrupt(path, line: int, text: str) -> None:
+    lines = path.read_text().splitlines()
+    lines[line - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+FULL = " ".join(["0"] * 400)
+BAD_LINES = {
+    "short line": ("train.txt", 5, " ".join(["0"] * 399), "train.txt:5: expected 400 ints, got 399"),
+    "not an int": ("dev.txt", 7, FULL.replace("0", "x", 1), "dev.txt:7: not an integer: 'x'"),
+    "out of palette": ("train.txt", 2, FULL[:-1] + "167", "train.txt:2: value 167 at position 399 is outside the palette [0, 166]"),
+    "negative": ("test.txt", 3, "-1" + " 0" * 239, "test.txt:3: value -1 at position 0 is outside the palette"),
+    "test too long": ("test.txt", 1, FULL, "test.txt:1: expected 240 ints, got 400"),
+    "bad colour": ("colormap.txt", 4, "12 300 7", "colormap.txt:4: colour [12, 300, 7] is not three ints in 0..255"),
+    "colour of two": ("colormap.txt", 9, "12 30", "colormap.txt:9: expected 3 ints, got 2"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_LINES, ids=str)
+def test_bad_line_names_file_line_and_problem(data_copy, case):
+    name, line, text, message = BAD_LINES[case]
+    corrupt(data_copy / name, line, text)
+    with pytest.raises(PixelFormatError, match="^" + str(data_copy).replace("+", r"\+") + "/" + message.replace("[", r"\[")):
+        loaded(data_dir=str(data_copy))
+
+
+def test_palette_of_wrong_size(data_copy):
+    path = data_copy / "colormap.txt"
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:100]))
+    with pytest.raises(PixelFormatError, match="colormap.txt: expected 167 colours, got 100"):
+        loaded(data_dir=str(data_copy))
+
+
+def test_missing_and_empty_files(data_copy):
+    (data_copy / "dev.txt").unlink()
+    with pytest.raises(PixelFormatError, match="dev.txt: file not found"):
+        loaded(data_dir=str(data_copy))
+    (data_copy / "dev.txt").write_text("")
+    with pytest.raises(PixelFormatError, match="dev.txt: no images"):
+        loaded(data_dir=str(data_copy))

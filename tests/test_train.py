@@ -1,0 +1,90 @@
+"""Training through train.py: configs, architectures, checkpoints, resuming, W&B."""
+
+import pytest
+import torch
+import yaml
+
+from conftest import DATA_DIR, ROOT, run_script
+from wandb_records import config, history, metric
+
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_shipped_config_validates(config):
+    result = run_script("train.py", "--config", str(config), "--print_config")
+    printed = yaml.safe_load(result.stdout)
+    assert printed["model"]["class_path"].startswith("lightning_modules.")
+    assert printed["data"]["data_dir"]
+
+
+ARCHITECTURES = {
+    "gpt2": {"n_layer": 1, "n_head": 2, "n_embd": 16},
+    "llama": {"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 16, "intermediate_size": 32},
+    "mistral": {"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 16, "intermediate_size": 32},
+    "qwen2": {"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 16, "intermediate_size": 32},
+    "qwen3": {"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 16, "intermediate_size": 32, "head_dim": 8},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURES)
+def test_each_architecture_trains_and_checkpoints(train_tiny, tmp_path, model_type):
+    train_tiny(
+        f"--model.init_args.model_type={model_type}",
+        f"--model.init_args.model_config={ARCHITECTURES[model_type]}",
+        "--trainer.max_steps=2",
+    )
+    run = tmp_path / "runs" / "version_0"
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 2
+    assert checkpoint["hyper_parameters"]["model_type"] == model_type
+    assert checkpoint["state_dict"]["model.lm_head.weight"].shape[0] == 167  # vocabulary from the palette
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+
+
+def test_real_data_loss_falls_and_run_folder_is_complete(tmp_path):
+    result = run_script(
+        "train.py",
+        "--config", str(ROOT / "tests/configs/tiny.yaml"),
+        "--trainer.default_root_dir", str(tmp_path / "runs"),
+        "--data.data_dir", str(DATA_DIR),
+        "--trainer.max_steps=-1", "--trainer.max_epochs=3",
+        wandb_mode="offline",
+    )  # fmt: skip
+    run = tmp_path / "runs" / "version_0"
+    assert {p.name for p in (run / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["trainer"]["max_epochs"] == 3 and saved["data"]["data_dir"] == str(DATA_DIR)
+    rows = history(run)
+    losses = metric(rows, "train/loss_epoch")
+    assert len(losses) == 3, result.stdout[-2000:]
+    assert losses[-1] < losses[0] - 0.3  # 3 epochs take the loss well down from ln(167) = 5.1
+    assert len(metric(rows, "val/bits_per_pixel")) == 3 and 0 <= metric(rows, "val/recon_acc")[-1] <= 1
+    checkpoint = torch.load(run / "checkpoints" / "best.ckpt", weights_only=False)
+    assert checkpoint["epoch"] == 2  # the loss fell every epoch, so the last epoch is the best
+
+
+def test_resume_continues_from_saved_step_and_same_run(train_tiny, tmp_path):
+    train_tiny("--trainer.max_steps=3", wandb_mode="offline")
+    train_tiny("--trainer.max_steps=6", "--ckpt_path=last", wandb_mode="offline")
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert [r.name for r in runs] == ["version_0"]  # resumed in place, no new run folder
+    checkpoint = torch.load(runs[0] / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 6
+    ids = {p.name.rsplit("-", 1)[-1] for p in runs[0].glob("wandb/offline-run-*")}
+    assert len(ids) == 1  # the same W&B run continued
+
+
+def test_new_run_gets_new_folder(train_tiny, tmp_path):
+    train_tiny("--trainer.max_steps=1")
+    train_tiny("--trainer.max_steps=1")
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["version_0", "version_1"]
+
+
+def test_wandb_offline_run_holds_metrics(train_tiny, tmp_path):
+    train_tiny("--trainer.max_steps=2", wandb_mode="offline")
+    run = tmp_path / "runs" / "version_0"
+    rows = history(run)
+    assert len(metric(rows, "train/loss_step")) == 2
+    assert max(metric(rows, "lr-AdamW")) > 0
+    assert config(run)["model_type"] == "gpt2"  # hyperparameters are logged too
