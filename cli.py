@@ -11,10 +11,11 @@ import re
 from pathlib import Path
 
 from jsonargparse import Namespace
+from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from datamodules import PokemonDataModule
-from lightning_modules import PixelLM
+from lightning_modules import PixelLM, PokemonClassifier  # noqa: F401 (short class names in configs)
 
 RUN_DIR_ENV = "POKEMON_RUN_DIR"  # hands the chosen folder to DDP worker processes, which re-run this CLI
 
@@ -60,7 +61,8 @@ class PixelCLI(LightningCLI):
     def __init__(self, stage: str = "fit", **kwargs) -> None:
         self.stage = stage
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run rewrites its config
-        super().__init__(PixelLM, PokemonDataModule, subclass_mode_model=True, run=False, **kwargs)
+        # Any LightningModule (PixelLM, PokemonClassifier) whose __init__ takes the linked data keys.
+        super().__init__(LightningModule, PokemonDataModule, subclass_mode_model=True, run=False, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for key in ("vocab_size", "seq_len", "prefix_len"):
