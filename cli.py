@@ -9,6 +9,7 @@ run's best checkpoint by itself.
 import os
 import re
 from pathlib import Path
+from typing import Literal
 
 from jsonargparse import Namespace
 from lightning.pytorch import LightningModule
@@ -75,6 +76,24 @@ class PixelCLI(LightningCLI):
             help=f"Checkpoint to {kinds}: a path, or 'last'/'best' for that checkpoint of the newest run "
             f"under trainer.default_root_dir.",
         )
+        if self.stage == "predict":
+            self._add_predict_arguments(parser)
+
+    @staticmethod
+    def _add_predict_arguments(parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--split",
+            type=Literal["test", "dev"] | None,
+            default=None,
+            help="Prefixes to complete; sets data.predict_split (default: its value, test).",
+        )
+        parser.add_argument(
+            "--output",
+            type=str | None,
+            default=None,
+            help="File to write (a PNG grid goes beside it); default: submission.txt for test, "
+            "dev_completions.txt for dev.",
+        )
 
     def before_instantiate_classes(self) -> None:
         config = self.config
@@ -86,6 +105,10 @@ class PixelCLI(LightningCLI):
         else:
             config.ckpt_path = str(self._predict_checkpoint(root, config.ckpt_path))
             config.trainer.logger = False  # predicting is not a training run
+            if config.split is not None:
+                config.data.predict_split = config.split
+            split = config.split = config.data.predict_split
+            config.output = config.output or ("submission.txt" if split == "test" else f"{split}_completions.txt")
 
     @staticmethod
     def _fit_run(root: Path, ckpt_path: str | None) -> tuple[Path, str | None]:

@@ -1,0 +1,69 @@
+"""Writes the completed images as a submission file and a PNG grid beside it."""
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from datamodules.pixel_files import atomic_write_bytes, format_images
+from datamodules.render import grid, save_png
+from datamodules.submission import validate
+
+
+class PredictionWriter(BasePredictionWriter):
+    """Collects ``predict_step``'s ``{"indices", "images"}`` from every device and writes them in input order.
+
+    The text file (one image per line) is checked against the format and the given prefixes before
+    anything is written, and both files are replaced atomically: a run that fails leaves earlier
+    files as they were.
+
+    Args:
+        output: The text file to write; the PNG grid goes beside it with the suffix ``.png``.
+    """
+
+    def __init__(self, output: str | Path) -> None:
+        super().__init__(write_interval="epoch")
+        self.output = Path(output)
+        self.picture = self.output.with_suffix(".png")
+
+    def write_on_epoch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, predictions: list[Any], batch_indices: list[Any]
+    ) -> None:
+        images = self._gather(trainer, predictions)
+        if not trainer.is_global_zero:
+            return
+        data = trainer.datamodule
+        prefixes = data.splits[data.predict_split][:, : data.prefix_len]
+        images = validate(images.tolist(), prefixes, str(self.output), data.seq_len, data.vocab_size)
+        picture = grid(
+            images,
+            data.palette,
+            data.image_height,
+            data.image_width,
+            boundary_row=data.prefix_len // data.image_width,  # a red line where the given pixels end
+        )
+        atomic_write_bytes(self.output, format_images(images).encode())
+        save_png(picture, self.picture)
+        print(f"Wrote {len(images)} completed images to {self.output} and a picture of them to {self.picture}")
+
+    @staticmethod
+    def _gather(trainer: L.Trainer, predictions: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+        """All devices' images, sorted by input index, each index once."""
+        indices = torch.cat([p["indices"] for p in predictions])
+        images = torch.cat([p["images"] for p in predictions])
+        # Devices may hold different numbers of images: pad to a common size (index -1) to all-gather.
+        size = trainer.strategy.all_gather(torch.tensor(len(indices), device=trainer.strategy.root_device)).max()
+        pad = int(size) - len(indices)
+        indices = torch.cat([indices, indices.new_full((pad,), -1)])
+        images = torch.cat([images, images.new_zeros((pad, images.shape[1]))])
+        strategy = trainer.strategy
+        indices = strategy.all_gather(indices.to(strategy.root_device)).reshape(-1).cpu()
+        images = strategy.all_gather(images.to(strategy.root_device)).reshape(-1, images.shape[1]).cpu()
+        # A sampler that repeats images to even out devices gives some index twice: keep the first.
+        order = indices.argsort(stable=True)
+        indices, images = indices[order], images[order]
+        keep = indices >= 0
+        keep[1:] &= indices[1:] != indices[:-1]
+        return images[keep]

@@ -1,0 +1,88 @@
+"""The submission format, and a checker for it.
+
+A submission holds one line per test image, in test order, each the full image as space-separated
+palette indices: the given prefix unchanged, then the generated pixels. For the course that is 80
+lines of 400 ints in [0, 166], whose first 240 equal ``test.txt``.
+
+Check a file before uploading it::
+
+    python -m datamodules.submission check submission.txt [--prefixes ../shared/data/pokemon/test.txt]
+"""
+
+import argparse
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+
+from datamodules.pixel_files import PixelFormatError, parse_rows, read_images
+
+DEFAULT_PREFIXES = "../shared/data/pokemon/test.txt"
+
+
+def validate(
+    rows: Iterable[Sequence[int] | str],
+    prefixes: torch.Tensor,
+    source: str,
+    seq_len: int = 400,
+    num_colours: int = 167,
+) -> torch.Tensor:
+    """Checks completed images against the format and their prefixes; returns them as a tensor.
+
+    Args:
+        rows: The images, as lines of text or sequences of ints.
+        prefixes: ``(N, prefix_len)`` given prefixes, in the order the images must follow.
+        source: Name used in error messages (the file being checked or written).
+        seq_len: Ints each image must hold.
+        num_colours: Values must lie in ``[0, num_colours)``.
+
+    Raises:
+        PixelFormatError: Naming ``source``, the first bad line and what is wrong with it.
+    """
+    images = parse_rows(rows, source, seq_len, num_colours)
+    if len(images) != len(prefixes):
+        raise PixelFormatError(f"{source}: expected {len(prefixes)} lines (one per test image), got {len(images)}")
+    given = prefixes.shape[1]
+    differs = images[:, :given] != prefixes
+    if differs.any():
+        line, position = (int(i) for i in differs.nonzero()[0])
+        raise PixelFormatError(
+            f"{source}:{line + 1}: the first {given} values must be the given prefix, but position {position} "
+            f"is {int(images[line, position])} instead of {int(prefixes[line, position])}"
+        )
+    return images
+
+
+def check(
+    path: str | Path,
+    prefixes_path: str | Path = DEFAULT_PREFIXES,
+    seq_len: int = 400,
+    num_colours: int = 167,
+) -> torch.Tensor:
+    """Checks a submission file against the format and the test prefixes (see :func:`validate`)."""
+    prefixes = read_images(prefixes_path, None, num_colours)
+    images = read_images(path, seq_len, num_colours)
+    return validate(images.tolist(), prefixes, str(path), seq_len, num_colours)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m datamodules.submission", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    checker = commands.add_parser("check", help="check a submission file; prints OK or the first problem")
+    checker.add_argument("file", help="the submission to check")
+    checker.add_argument("--prefixes", default=DEFAULT_PREFIXES, help="the test prefixes (default: %(default)s)")
+    checker.add_argument("--seq_len", type=int, default=400, help="ints per line (default: %(default)s)")
+    checker.add_argument("--num_colours", type=int, default=167, help="palette size (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        images = check(args.file, args.prefixes, args.seq_len, args.num_colours)
+    except PixelFormatError as error:
+        print(f"NOT OK: {error}", file=sys.stderr)
+        return 1
+    print(f"OK: {args.file}: {len(images)} images of {images.shape[1]} pixels, prefixes match {args.prefixes}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

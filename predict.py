@@ -1,0 +1,19 @@
+"""Complete the test images and write the submission: ``python predict.py --config configs/llama.yaml``.
+
+Uses the newest run's ``checkpoints/best.ckpt`` unless ``--ckpt_path`` says otherwise, and the
+config's ``decoding`` (override with ``--model.init_args.decoding.do_sample=true`` and friends).
+Writes ``submission.txt`` (``--output``) and a PNG grid of the completions beside it.
+"""
+
+from callbacks import PredictionWriter
+from cli import PixelCLI
+
+
+def main(args: list[str] | None = None) -> None:
+    cli = PixelCLI("predict", args=args)
+    cli.trainer.callbacks.append(PredictionWriter(cli.config.output))
+    cli.trainer.predict(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path, return_predictions=False)
+
+
+if __name__ == "__main__":
+    main()
