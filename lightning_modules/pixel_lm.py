@@ -34,6 +34,8 @@ class PixelLM(L.LightningModule):
         schedule: ``constant`` after warm-up (the course's sample code), or ``cosine`` decay to ``min_lr_ratio * lr``.
         min_lr_ratio: Final learning rate of the cosine schedule, as a share of ``lr``.
         decoding: How validation samples and predictions are decoded (reconstruction accuracy is always greedy).
+        compile: Compile the teacher-forced forward pass (training, validation loss) with ``torch.compile``;
+            pays off on a GPU. Generation stays uncompiled: its shapes change every step.
     """
 
     def __init__(
@@ -50,11 +52,13 @@ class PixelLM(L.LightningModule):
         schedule: Literal["constant", "cosine"] = "constant",
         min_lr_ratio: float = 0.1,
         decoding: Decoding | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.decoding = decoding or Decoding()
         self.model = AutoModelForCausalLM.from_config(self.build_config(model_type, model_config, vocab_size, seq_len))
+        self._compiled_forward = None
 
     @staticmethod
     def build_config(model_type: str, overrides: dict[str, Any] | None, vocab_size: int, seq_len: int):
@@ -76,9 +80,15 @@ class PixelLM(L.LightningModule):
         }
         return AutoConfig.for_model(model_type, **{**(overrides or {}), **fixed})
 
+    def configure_model(self) -> None:
+        # A compiled function, not a compiled module: checkpoint keys stay those of self.model.
+        if self.hparams.get("compile") and self._compiled_forward is None:
+            self._compiled_forward = torch.compile(self.model.forward)
+
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits for the token after each position."""
-        return self.model(input_ids=tokens, use_cache=False).logits
+        forward = self._compiled_forward or self.model
+        return forward(input_ids=tokens, use_cache=False).logits
 
     def token_losses(self, images: torch.Tensor) -> torch.Tensor:
         """Cross-entropy in nats of each pixel but the first, given the ones before it: ``(B, seq_len - 1)``."""
