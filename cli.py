@@ -8,6 +8,11 @@ run's best checkpoint by itself.
 
 import os
 import re
+import signal
+import sys
+from argparse import ArgumentError
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -15,8 +20,12 @@ from jsonargparse import Namespace
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-from datamodules import PokemonDataModule
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from datamodules import PixelFormatError, PokemonDataModule
 from lightning_modules import PixelLM, PokemonClassifier  # noqa: F401 (short class names in configs)
+from lightning_modules.checkpoint_check import CheckpointMismatchError
+from lightning_modules.pixel_lm import NonFiniteLossError
 
 RUN_DIR_ENV = "POKEMON_RUN_DIR"  # hands the chosen folder to DDP worker processes, which re-run this CLI
 
@@ -62,6 +71,8 @@ class PixelCLI(LightningCLI):
     def __init__(self, stage: str = "fit", **kwargs) -> None:
         self.stage = stage
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run rewrites its config
+        # A config error raises instead of printing the 100-line usage; reported_errors shortens it.
+        kwargs.setdefault("parser_kwargs", {"exit_on_error": False})
         # Any LightningModule (PixelLM, PokemonClassifier) whose __init__ takes the linked data keys.
         super().__init__(LightningModule, PokemonDataModule, subclass_mode_model=True, run=False, **kwargs)
 
@@ -110,6 +121,14 @@ class PixelCLI(LightningCLI):
             split = config.split = config.data.predict_split
             config.output = config.output or ("submission.txt" if split == "test" else f"{split}_completions.txt")
 
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except ValueError as error:  # a class rejected its config value; jsonargparse wraps that in union noise
+            while error.__cause__ is not None:
+                error = error.__cause__
+            raise ConfigError(str(error)) from None
+
     @staticmethod
     def _fit_run(root: Path, ckpt_path: str | None) -> tuple[Path, str | None]:
         """The run folder to write to and the checkpoint to resume from."""
@@ -133,7 +152,7 @@ class PixelCLI(LightningCLI):
     def _place_run_files(config: Namespace, run_dir: Path) -> None:
         """Points checkpoints and W&B at the run folder, and W&B at its earlier run when resuming."""
         for callback in class_configs(config.trainer.callbacks or []):
-            if callback.class_path.endswith("ModelCheckpoint") and not callback.init_args.get("dirpath"):
+            if callback.class_path.endswith("Checkpoint") and not callback.init_args.get("dirpath"):
                 callback.init_args.dirpath = str(run_dir / "checkpoints")
         for logger in class_configs(config.trainer.logger):
             if logger.class_path.endswith("WandbLogger"):
@@ -161,3 +180,47 @@ def _wandb_logged_in() -> bool:
     import wandb
 
     return wandb.login(prompt=False, verify=False)
+
+
+
+class ConfigError(ValueError):
+    """A config value that a class rejected when it was built; the message names the key."""
+
+
+USER_ERRORS = (PixelFormatError, FileNotFoundError, ConfigError, CheckpointMismatchError, NonFiniteLossError)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Reports the user's errors as one line on stderr, ``error: <message>``, and exits with status 2.
+
+    Bad data, a bad config value, a missing file, a checkpoint that does not fit, a diverged run: a
+    traceback would only bury the one line that says what to fix. Any other exception is a bug and
+    keeps its traceback. A run stopped by SIGTERM exits with 143, as killed programs do (Lightning's
+    own exit status would be 0, as if the run had finished).
+    """
+    try:
+        yield
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ArgumentError as error:  # a misspelt key or a value of the wrong type
+        print(f"error: {short_argument_error(str(error))} (--help lists the options)", file=sys.stderr)
+        raise SystemExit(2) from None
+    except SIGTERMException:
+        print("error: stopped by SIGTERM", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGTERM) from None
+    except KeyboardInterrupt:  # Ctrl-C outside training (inside, Lightning exits with status 1)
+        print("error: interrupted", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGINT) from None
+
+
+# jsonargparse's lines around the reason when a class rejects a key: true, but noise to a user.
+_NOISE = ("Does not validate against", "Subtypes:", "Errors:", "- Expected a <class 'NoneType'>", "Given value")
+
+
+def short_argument_error(message: str) -> str:
+    """jsonargparse's error on one line: the key and the reason, without its union bookkeeping."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    kept = [line.removeprefix("- ") for line in lines if not line.startswith(_NOISE)]
+    return " ".join(kept).replace("Parser key ", "key ").replace(": Problem with given class_path", ": class_path")

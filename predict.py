@@ -6,7 +6,7 @@ Writes ``submission.txt`` (``--output``) and a PNG grid of the completions besid
 """
 
 from callbacks import PredictionWriter
-from cli import PixelCLI
+from cli import PixelCLI, reported_errors
 
 
 def main(args: list[str] | None = None) -> None:
@@ -16,4 +16,5 @@ def main(args: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with reported_errors():  # bad input: one line "error: ...", exit status 2
+        main()

@@ -1,6 +1,6 @@
 """Train a model: ``python train.py --config configs/llama.yaml [--key value ...]``."""
 
-from cli import PixelCLI
+from cli import PixelCLI, reported_errors
 
 
 def main(args: list[str] | None = None) -> None:
@@ -9,4 +9,5 @@ def main(args: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with reported_errors():  # bad input: one line "error: ...", exit status 2
+        main()

@@ -1,5 +1,7 @@
 """The Pokémon pixel sequences as a LightningDataModule."""
 
+import os
+import warnings
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -8,26 +10,34 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.epoch_order import EpochOrder
 from datamodules.pixel_files import PixelFormatError, parse_palette, parse_rows, read_images, read_palette
 
 HUB_IMAGES = "lca0503/ml2025-hw4-pokemon"
 HUB_PALETTE = "lca0503/ml2025-hw4-colormap"
 
+# EpochOrder makes mid-epoch resumption exact, but Lightning only knows stateful DataLoaders and would warn.
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
+
 
 class PixelImages(Dataset):
-    """Full images as token sequences, optionally mirrored left-right at random."""
+    """Full images as token sequences, each mirrored left-right when its key says so.
 
-    def __init__(self, images: torch.Tensor, width: int, hflip: bool = False) -> None:
+    Keys are ``(index, mirror?)`` pairs, drawn by :class:`EpochOrder`, so that the mirroring
+    is a function of (seed, epoch, index) and a resumed run repeats it.
+    """
+
+    def __init__(self, images: torch.Tensor, width: int) -> None:
         self.images = images
         self.width = width
-        self.hflip = hflip
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, key: tuple[int, bool]) -> torch.Tensor:
+        index, mirror = key
         image = self.images[index]
-        if self.hflip and torch.rand(()) < 0.5:  # a mirrored Pokémon is still a Pokémon
+        if mirror:  # a mirrored Pokémon is still a Pokémon
             image = image.view(-1, self.width).flip(1).reshape(-1)
         return image
 
@@ -157,15 +167,25 @@ class PokemonDataModule(L.LightningDataModule):
         return dataset[split]
 
     def train_dataloader(self) -> DataLoader:
-        images = PixelImages(self.splits["train"], self.image_width, self.hflip)
+        images = PixelImages(self.splits["train"], self.image_width)
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # set by seed_everything
+        order = EpochOrder(len(images), self.batch_size, seed, self.hflip, self._position if self.trainer else None)
         return DataLoader(
             images,
             batch_size=self.batch_size,
-            shuffle=True,
+            sampler=order,
             drop_last=False,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            # Its own generator: creating an iterator then draws no number from the global one, which
+            # would shift the dropout masks of a resumed run against an uninterrupted one.
+            generator=torch.Generator(),
         )
+
+    def _position(self) -> tuple[int, int]:
+        """(epoch, batches of it already trained): restored from the checkpoint when a run resumes."""
+        loop = self.trainer.fit_loop
+        return loop.epoch_progress.current.completed, loop.epoch_loop.batch_progress.current.processed
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.splits["dev"], batch_size=self.eval_batch_size)

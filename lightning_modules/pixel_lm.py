@@ -11,10 +11,15 @@ from lightning.pytorch.utilities.seed import isolate_rng
 from transformers import AutoConfig, AutoModelForCausalLM, get_constant_schedule_with_warmup
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
+from lightning_modules.checkpoint_check import check_checkpoint
 from lightning_modules.decoding import Decoding
 
 # Keys that name the context length in each architecture's config class.
 POSITION_KEYS = {"gpt2": "n_positions"}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the message names the step."""
 
 
 class PixelLM(L.LightningModule):
@@ -97,8 +102,17 @@ class PixelLM(L.LightningModule):
 
     def training_step(self, images: torch.Tensor, batch_idx: int) -> torch.Tensor:
         loss = self.token_losses(images).mean()
+        if not torch.isfinite(loss):  # stop before the step: a NaN update would ruin every weight
+            raise NonFiniteLossError(
+                f"step {self.global_step}: the training loss is {loss.item()}; the run diverged. Lower "
+                "model.init_args.lr or raise warmup_steps (checkpoints saved before this step are kept)"
+            )
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(images))
         return loss
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        source = (self._trainer.ckpt_path if self._trainer else None) or "checkpoint"
+        check_checkpoint(checkpoint, self, self.hparams, str(source))
 
     def validation_step(self, images: torch.Tensor, batch_idx: int) -> None:
         losses = self.token_losses(images)
