@@ -1,0 +1,302 @@
+"""Training and generation speed of the project beside the course's plain PyTorch code, with peak memory.
+
+    python bench/speed.py                      # configs/gpt2_sample.yaml and configs/llama.yaml, 2 threads
+    python bench/speed.py --threads 1 --quick  # one repeat, fewer steps
+
+Each measurement runs in a fresh subprocess (so its peak RSS is its own), project and course variants
+alternate (A B A B ...) and the table shows medians. Training counts only steps after a warm-up and
+leaves out each epoch's first step, whose interval holds the epoch end (validation, checkpoints).
+
+- train, project: what ``train.py --config X`` runs (PixelCLI: Trainer + PixelLM + PokemonDataModule,
+  the config's logger, callbacks and progress bar), stopped after ``--warmup + --steps`` steps.
+- train, course: a DataLoader over the train images, the same model, CrossEntropyLoss on
+  seq[:-1] -> seq[1:], AdamW (the config's lr / weight decay / gradient clipping), ``loss.item()`` per step.
+- generate, project: ``PixelLM.complete`` on all 80 test prefixes at once (KV cache, inference mode).
+- generate, course: batches of 16, ``model.generate(..., max_length=400)`` per batch.
+Both generators use the same (untrained, seeded) weights, or ``--ckpt``'s; greedy outputs must match.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "pokemon"
+SAMPLED = {"do_sample": True, "top_k": 50, "top_p": 0.95}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def load_config(path: str) -> dict:
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())
+
+
+def build_model(config: dict, ckpt: str | None):
+    """The config's PixelLM with seed-0 weights (or a checkpoint's): the same model in every worker."""
+    import torch
+
+    from lightning_modules import PixelLM
+
+    if ckpt:
+        return PixelLM.load_from_checkpoint(ckpt, map_location="cpu")
+    torch.manual_seed(0)
+    args = config["model"]["init_args"]
+    return PixelLM(model_type=args["model_type"], model_config=args.get("model_config"))
+
+
+class StepClock:
+    """Lightning callback: the interval and tokens of each training step after ``warmup`` steps."""
+
+    def __init__(self, warmup: int) -> None:
+        from lightning.pytorch.callbacks import Callback
+
+        clock = self
+
+        class _Clock(Callback):
+            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+                clock.tick(len(batch), batch_idx, trainer.global_step)
+
+        self.callback = _Clock()
+        self.warmup = warmup
+        self.last = None
+        self.seconds = 0.0
+        self.tokens = 0
+
+    def tick(self, batch_size: int, batch_idx: int, step: int) -> None:
+        now = time.perf_counter()
+        if self.last is not None and batch_idx > 0 and step > self.warmup:
+            self.seconds += now - self.last
+            self.tokens += batch_size * 399
+        self.last = now
+
+
+def train_project(args) -> dict:
+    from cli import PixelCLI
+
+    with tempfile.TemporaryDirectory() as runs:
+        cli = PixelCLI(
+            "fit",
+            args=[
+                "--config", args.config, "--trainer.default_root_dir", runs, "--data.data_dir", str(DATA),
+                f"--trainer.max_steps={args.warmup + args.steps}", "--trainer.max_epochs=-1",
+            ],
+        )  # fmt: skip
+        clock = StepClock(args.warmup)
+        cli.trainer.callbacks.append(clock.callback)
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return {"tokens_per_s": clock.tokens / clock.seconds, "seconds": clock.seconds, "tokens": clock.tokens}
+
+
+def train_course(args) -> dict:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from datamodules.pixel_files import read_images
+
+    config = load_config(args.config)
+    model = build_model(config, None).model
+    hp, data, trainer = config["model"]["init_args"], config["data"], config["trainer"]
+    images = read_images(DATA / "train.txt", 400, 167)
+    loader = DataLoader(images, batch_size=data.get("batch_size", 16), shuffle=True)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=hp.get("lr", 1e-3), weight_decay=hp.get("weight_decay", 0.1))
+    criterion = torch.nn.CrossEntropyLoss()
+    clip = trainer.get("gradient_clip_val")
+    clock = StepClock(args.warmup)
+    model.train()
+    step = 0
+    while step < args.warmup + args.steps:
+        epoch_loss = 0.0
+        for batch_idx, seq in enumerate(loader):
+            logits = model(input_ids=seq[:, :-1], use_cache=False).logits
+            loss = criterion(logits.reshape(-1, logits.shape[-1]), seq[:, 1:].reshape(-1))
+            optimizer.zero_grad()
+            loss.backward()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            epoch_loss += loss.item()
+            step += 1
+            clock.tick(len(seq), batch_idx, step)
+            if step == args.warmup + args.steps:
+                break
+    return {"tokens_per_s": clock.tokens / clock.seconds, "seconds": clock.seconds, "tokens": clock.tokens}
+
+
+def generate_project(args) -> dict:
+    from lightning_modules import Decoding
+
+    model = build_model(load_config(args.config), args.ckpt)
+    prefixes = test_prefixes()
+    model.complete(prefixes[:2, :-8])  # warm-up: first calls allocate and pick kernels
+    return time_modes(lambda decoding: model.complete(prefixes, Decoding(**decoding)), args.out)
+
+
+def generate_course(args) -> dict:
+    import torch
+
+    model = build_model(load_config(args.config), args.ckpt).model
+    model.eval()
+    prefixes = test_prefixes()
+    batches = list(torch.utils.data.DataLoader(prefixes, batch_size=16))
+
+    def complete(decoding: dict):
+        torch.manual_seed(decoding.get("seed", 0))
+        outputs = []
+        for inputs in batches:
+            mask = torch.ones_like(inputs)
+            outputs.append(model.generate(inputs, attention_mask=mask, max_length=400, **decoding))
+        return torch.cat(outputs)
+
+    model.generate(prefixes[:2, :-8], max_length=240)  # the same warm-up as the project's
+    return time_modes(complete, args.out)
+
+
+def test_prefixes():
+    from datamodules.pixel_files import read_images
+
+    return read_images(DATA / "test.txt", 240, 167)
+
+
+def time_modes(complete, out: str) -> dict:
+    import torch
+
+    result = {}
+    for name, decoding in (("greedy", {"do_sample": False}), ("sampled", SAMPLED)):
+        start = time.perf_counter()
+        images = complete(decoding)
+        result[f"{name}_s"] = time.perf_counter() - start
+        assert images.shape == (80, 400), images.shape
+        if name == "greedy":
+            torch.save(images, out)
+    return result
+
+
+WORKERS = {
+    "train_project": train_project,
+    "train_course": train_course,
+    "generate_project": generate_project,
+    "generate_course": generate_course,
+}
+
+
+def run_worker(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    result = WORKERS[args.worker](args)
+    result["peak_rss_mb"] = peak_rss_mb()
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def spawn(worker: str, args, **extra) -> dict:
+    """Runs one measurement in a fresh interpreter and returns its RESULT line."""
+    command = [sys.executable, __file__, "--worker", worker, "--config", args.config, "--threads", str(args.threads)]
+    command += ["--warmup", str(args.warmup), "--steps", str(args.steps)]
+    if args.ckpt:
+        command += ["--ckpt", args.ckpt]
+    for key, value in extra.items():
+        command += [f"--{key}", str(value)]
+    # WANDB_MODE offline: what train.py does when nobody is logged in, without touching the network.
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
+    env.pop("POKEMON_RUN_DIR", None)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"{worker} on {args.config} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def bench_config(args) -> dict:
+    """Interleaved repeats of every variant for one config; medians and all raw values."""
+    import torch
+
+    raw = {name: [] for name in WORKERS}
+    same_greedy = True
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(args.repeats):
+            for name in ("train_project", "train_course"):
+                raw[name].append(spawn(name, args))
+            outs = {name: Path(tmp) / f"{name}_{repeat}.pt" for name in ("generate_project", "generate_course")}
+            for name, out in outs.items():
+                raw[name].append(spawn(name, args, out=out))
+            same_greedy &= torch.equal(*(torch.load(out) for out in outs.values()))
+            print(f"  {Path(args.config).stem}: repeat {repeat + 1}/{args.repeats} done", file=sys.stderr, flush=True)
+    median = {name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in raw.items()}
+    return {"config": args.config, "median": median, "raw": raw, "greedy_identical": same_greedy}
+
+
+def table(results: list[dict], args) -> str:
+    rows = [
+        f"Threads: {args.threads}; repeats: {args.repeats} (medians); warm-up {args.warmup} + {args.steps} timed "
+        f"training steps; {os.cpu_count()} CPUs, shared with other jobs.",
+        "",
+        "| config | measure | project | course code | project / course | peak RSS project | peak RSS course |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        m, name = result["median"], Path(result["config"]).stem
+        tp, tc = m["train_project"], m["train_course"]
+        gp, gc = m["generate_project"], m["generate_course"]
+        rows.append(
+            f"| {name} | training tokens/s | {tp['tokens_per_s']:,.0f} | {tc['tokens_per_s']:,.0f} | "
+            f"{tp['tokens_per_s'] / tc['tokens_per_s']:.2f}x | {tp['peak_rss_mb']:.0f} MB | {tc['peak_rss_mb']:.0f} MB |"
+        )
+        for mode in ("greedy", "sampled"):
+            key = f"{mode}_s"
+            same = f" (outputs identical: {result['greedy_identical']})" if mode == "greedy" else ""
+            rows.append(
+                f"| {name} | generate 80, {mode}{same} | {gp[key]:.2f} s | {gc[key]:.2f} s | "
+                f"{gc[key] / gp[key]:.2f}x faster | {gp['peak_rss_mb']:.0f} MB | {gc['peak_rss_mb']:.0f} MB |"
+            )
+    return "\n".join(rows)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", nargs="+", default=["configs/gpt2_sample.yaml", "configs/llama.yaml"])
+    parser.add_argument("--threads", type=int, default=2, help="torch threads in every measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per variant (median shown)")
+    parser.add_argument("--warmup", type=int, default=3, help="training steps before timing starts")
+    parser.add_argument("--steps", type=int, help="timed training steps (default 20; 8 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="one repeat, 8 timed steps")
+    parser.add_argument("--ckpt", help="a PixelLM checkpoint for generation (default: untrained seeded weights)")
+    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats = 1
+    args.steps = args.steps or (8 if args.quick else 20)
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    if args.worker:
+        return run_worker(args)
+    results = []
+    for config in args.configs:
+        args.config = config
+        results.append(bench_config(args))
+    print(table(results, args))
+    report = {"threads": args.threads, "repeats": args.repeats, "warmup": args.warmup, "steps": args.steps}
+    print(json.dumps({**report, "results": results}))
+    if args.json:
+        Path(args.json).write_text(json.dumps({**report, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
