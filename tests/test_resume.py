@@ -1,0 +1,106 @@
+"""A run killed mid-epoch and resumed with --ckpt_path last ends exactly as an uninterrupted one."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, TINY, run_script
+from lightning_modules import Decoding, PixelLM
+
+# 48 images in batches of 2: 24 steps an epoch; tiny.yaml saves last.ckpt every 2 steps, so mid-epoch.
+RUN = ("--data.batch_size=2", "--trainer.max_steps=-1", "--trainer.max_epochs=2")
+
+
+def train_args(root: Path, data: Path) -> list[str]:
+    return ["--config", str(TINY), "--trainer.default_root_dir", str(root), "--data.data_dir", str(data), *RUN]
+
+
+def last(root: Path) -> Path:
+    return root / "version_0" / "checkpoints" / "last.ckpt"
+
+
+def state(path: Path) -> dict:
+    return torch.load(path, weights_only=False, map_location="cpu")
+
+
+def completions(path: Path, data: Path) -> torch.Tensor:
+    """Greedy completions of the first four dev prefixes."""
+    model = PixelLM.load_from_checkpoint(path, map_location="cpu")
+    dev = torch.tensor([[int(v) for v in line.split()] for line in (data / "dev.txt").read_text().splitlines()[:4]])
+    return model.complete(dev[:, :240], Decoding())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, small_data) -> Path:
+    root = tmp_path_factory.mktemp("uninterrupted") / "runs"
+    run_script("train.py", *train_args(root, small_data))
+    return last(root)
+
+
+def start_and_stop(root: Path, data: Path, signum: int) -> subprocess.CompletedProcess:
+    """Starts train.py, sends ``signum`` once a mid-epoch last.ckpt exists, and waits for the end."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    env.pop("POKEMON_RUN_DIR", None)
+    process = subprocess.Popen(
+        [sys.executable, "train.py", *train_args(root, data)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not last(root).is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be stopped"
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def assert_same_run(resumed: Path, uninterrupted: Path, data: Path) -> None:
+    ours, theirs = state(resumed), state(uninterrupted)
+    assert ours["global_step"] == theirs["global_step"] == 48
+    assert ours["state_dict"].keys() == theirs["state_dict"].keys()
+    for key, value in theirs["state_dict"].items():
+        assert torch.equal(ours["state_dict"][key], value), key
+    assert torch.equal(completions(resumed, data), completions(uninterrupted, data))
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, small_data, uninterrupted):
+    root = tmp_path / "runs"
+    killed = start_and_stop(root, small_data, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    step = state(last(root))["global_step"]
+    assert 0 < step < 48 and step % 24  # a periodic save from inside an epoch
+    run_script("train.py", *train_args(root, small_data), "--ckpt_path=last")
+    assert sorted(p.name for p in root.iterdir()) == ["version_0"]  # continued in place
+    assert_same_run(last(root), uninterrupted, small_data)
+
+
+@pytest.mark.slow
+def test_sigterm_saves_and_resume_matches_uninterrupted_run(tmp_path, small_data, uninterrupted):
+    root = tmp_path / "runs"
+    stopped = start_and_stop(root, small_data, signal.SIGTERM)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    assert stopped.stderr.strip().splitlines()[-1] == "error: stopped by SIGTERM"
+    assert "Traceback" not in stopped.stderr
+    step = state(last(root))["global_step"]
+    assert f"Stopped at step {step} (SIGTERMException); saved {last(root)}" in stopped.stderr
+    run_script("train.py", *train_args(root, small_data), "--ckpt_path=last")
+    assert_same_run(last(root), uninterrupted, small_data)
+
+
+def test_ckpt_path_last_in_yaml_starts_fresh_then_resumes(tmp_path, small_data):
+    config = tmp_path / "resume.yaml"
+    config.write_text("ckpt_path: last  # resume when there is a last.ckpt, else start\n")
+    args = ["--config", str(TINY), "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "runs"),
+            "--data.data_dir", str(small_data)]  # fmt: skip
+    first = run_script("train.py", *args, "--trainer.max_steps=2")
+    assert "No last.ckpt" in first.stdout
+    run_script("train.py", *args, "--trainer.max_steps=4")
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["version_0"]
+    assert state(last(tmp_path / "runs"))["global_step"] == 4
