@@ -94,6 +94,7 @@ def test_sigterm_saves_and_resume_matches_uninterrupted_run(tmp_path, small_data
     assert_same_run(last(root), uninterrupted, small_data)
 
 
+@pytest.mark.slow
 def test_ckpt_path_last_in_yaml_starts_fresh_then_resumes(tmp_path, small_data):
     config = tmp_path / "resume.yaml"
     config.write_text("ckpt_path: last  # resume when there is a last.ckpt, else start\n")
