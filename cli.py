@@ -105,6 +105,13 @@ class PixelCLI(LightningCLI):
             help="File to write (a PNG grid goes beside it); default: submission.txt for test, "
             "dev_completions.txt for dev.",
         )
+        parser.add_argument(
+            "--reranker",
+            type=str | None,
+            default=None,
+            help="PokemonClassifier checkpoint that keeps the best of model.init_args.decoding.best_of "
+            "samples per prefix (default: the model's own likelihood decides).",
+        )
 
     def before_instantiate_classes(self) -> None:
         config = self.config
@@ -128,6 +135,10 @@ class PixelCLI(LightningCLI):
             while error.__cause__ is not None:
                 error = error.__cause__
             raise ConfigError(str(error)) from None
+        if self.stage == "predict" and self.config.reranker:
+            from lightning_modules.evaluation import classifier_scorer  # only prediction needs the judge
+
+            self.model.reranker = classifier_scorer(self.config.reranker)
 
     @staticmethod
     def _fit_run(root: Path, ckpt_path: str | None) -> tuple[Path, str | None]:

@@ -13,6 +13,9 @@ class Decoding:
         top_k: Sample only among the k likeliest colours; 0 turns the filter off.
         top_p: Sample only within the smallest set of colours whose probability reaches p; 1.0 turns it off.
         seed: Seed for sampling; the same seed gives the same completions.
+        best_of: Sample this many completions of each prefix and keep the best: the one the module's
+            ``reranker`` (a Pokémon classifier, ``predict.py --reranker``) scores highest, or without
+            one, the one the model itself finds likeliest. 1 keeps the single sample.
     """
 
     do_sample: bool = False
@@ -20,6 +23,7 @@ class Decoding:
     top_k: int = 0
     top_p: float = 1.0
     seed: int = 0
+    best_of: int = 1
 
     def generate_kwargs(self) -> dict:
         """Keyword arguments for ``generate``."""

@@ -89,6 +89,16 @@ def evaluate_model(
     return results, completions
 
 
+def classifier_scorer(path: str | Path):
+    """A best-of-N reranker: the classifier at ``path`` scoring palette-index images, on their device."""
+    classifier = load_classifier(path)
+
+    def score(images: torch.Tensor) -> torch.Tensor:
+        return score_images(classifier.to(images.device), images)
+
+    return score
+
+
 def table(results: dict) -> str:
     """The results as aligned ``name  value`` lines, numbers with 4 decimals."""
     width = max(map(len, results))

@@ -1,6 +1,7 @@
 """A Hugging Face causal language model over palette indices, as a LightningModule."""
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -62,6 +63,9 @@ class PixelLM(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.decoding = decoding or Decoding()
+        # Scores (N, seq_len) images for best-of-N decoding (higher is better); a plain function,
+        # not a submodule, so a classifier set here never enters this model's checkpoints.
+        self.reranker: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.model = AutoModelForCausalLM.from_config(self.build_config(model_type, model_config, vocab_size, seq_len))
         self._compiled_forward = None
 
@@ -137,14 +141,27 @@ class PixelLM(L.LightningModule):
         try:
             with isolate_rng():
                 torch.manual_seed(decoding.seed)
-                return self.model.generate(
-                    prefixes,
+                candidates = self.model.generate(
+                    prefixes.repeat_interleave(decoding.best_of, dim=0),
                     max_new_tokens=self.hparams.seq_len - prefixes.shape[1],
                     min_new_tokens=self.hparams.seq_len - prefixes.shape[1],
                     **decoding.generate_kwargs(),
                 )
+            if decoding.best_of == 1:
+                return candidates
+            return self._keep_best(candidates.view(len(prefixes), decoding.best_of, -1), prefixes.shape[1])
         finally:
             self.model.train(training)
+
+    def _keep_best(self, candidates: torch.Tensor, given: int) -> torch.Tensor:
+        """The best of ``(B, N, seq_len)`` candidates per prefix, by the reranker or the model's likelihood."""
+        flat = candidates.flatten(0, 1)
+        if self.reranker is not None:
+            scores = self.reranker(flat).to(flat.device)
+        else:  # likeliest generated part: mean log-probability of the pixels after the prefix
+            scores = -self.token_losses(flat)[:, given - 1 :].mean(dim=1)
+        best = scores.view(candidates.shape[:2]).argmax(dim=1)
+        return candidates[torch.arange(len(candidates)), best]
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         indices, prefixes = batch

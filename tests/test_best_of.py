@@ -1,0 +1,47 @@
+"""Best-of-N decoding: N samples per prefix, the best kept by a reranker or the model's likelihood."""
+
+import torch
+
+from conftest import TINY, run_script
+from datamodules.submission import check
+from lightning_modules import Decoding, PixelLM
+
+
+def tiny_model() -> PixelLM:
+    torch.manual_seed(0)
+    return PixelLM(model_type="gpt2", model_config={"n_layer": 1, "n_head": 2, "n_embd": 16}, seq_len=40, prefix_len=24)
+
+
+def test_keeps_the_candidate_the_reranker_scores_highest():
+    model = tiny_model()
+    prefixes = torch.randint(0, 167, (3, 24))
+    sampling = Decoding(do_sample=True, seed=5)
+    # The same seed draws the same 4 candidates per prefix as sampling the repeated prefixes once.
+    candidates = model.complete(prefixes.repeat_interleave(4, dim=0), sampling).view(3, 4, 40)
+    model.reranker = lambda images: (images == 0).sum(dim=1).float()  # prefers the most background
+    best = model.complete(prefixes, Decoding(do_sample=True, seed=5, best_of=4))
+    expected = candidates[torch.arange(3), (candidates == 0).sum(dim=2).argmax(dim=1)]
+    assert torch.equal(best, expected)
+    assert "reranker" not in str(model.state_dict().keys())  # a judge never enters the model's checkpoints
+
+
+def test_without_reranker_keeps_the_likeliest():
+    model = tiny_model()
+    prefixes = torch.randint(0, 167, (2, 24))
+    candidates = model.complete(prefixes.repeat_interleave(5, dim=0), Decoding(do_sample=True, seed=1))
+    with torch.no_grad():  # scored as complete() scores them: in eval mode, without dropout
+        model.eval()
+        likelihood = -model.token_losses(candidates)[:, 23:].mean(dim=1).view(2, 5)
+    best = model.complete(prefixes, Decoding(do_sample=True, seed=1, best_of=5))
+    assert torch.equal(best, candidates.view(2, 5, 40)[torch.arange(2), likelihood.argmax(dim=1)])
+
+
+def test_predict_best_of_writes_a_valid_submission(train_tiny, tmp_path, small_data):
+    train_tiny("--trainer.max_steps=2")
+    output = tmp_path / "best_of.txt"
+    run_script(
+        "predict.py", "--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "runs"),
+        "--data.data_dir", str(small_data), "--output", str(output),
+        "--model.init_args.decoding.do_sample=true", "--model.init_args.decoding.best_of=3",
+    )  # fmt: skip
+    assert check(output, small_data / "test.txt").shape == (16, 400)
