@@ -101,6 +101,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise FileNotFoundError(f"{path}: the folder {path.parent} does not exist")
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; the file should look like any other
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
@@ -109,6 +110,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def format_images(images: torch.Tensor) -> str:

@@ -1,5 +1,6 @@
 """The data module: what it serves, the hub path, and its errors on bad files."""
 
+import os
 import shutil
 
 import pytest
@@ -108,3 +109,15 @@ def test_missing_and_empty_files(data_copy):
     (data_copy / "dev.txt").write_text("")
     with pytest.raises(PixelFormatError, match="dev.txt: no images"):
         loaded(data_dir=str(data_copy))
+
+
+def test_atomic_write_keeps_usual_permissions(tmp_path):
+    from datamodules.pixel_files import atomic_write_bytes
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "submission.txt", b"1 2 3\n")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "submission.txt").stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["submission.txt"]  # no temporary file left behind
