@@ -1,6 +1,6 @@
 """How completions are decoded."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass
@@ -24,6 +24,11 @@ class Decoding:
     top_p: float = 1.0
     seed: int = 0
     best_of: int = 1
+
+    def for_batch(self, first_index: int) -> "Decoding":
+        """These settings for a batch starting at image ``first_index``: its seed advances by that index,
+        so a file's sampled images are the same whichever entry point completes them."""
+        return replace(self, seed=self.seed + first_index)
 
     def generate_kwargs(self) -> dict:
         """Keyword arguments for ``generate``."""

@@ -59,8 +59,7 @@ def complete_prefixes(model, prefixes: torch.Tensor, decoding: Decoding, batch_s
     """Completes ``(N, prefix_len)`` prefixes to full images; the seed advances per batch, as predict.py's."""
     done = []
     for start in range(0, len(prefixes), batch_size):
-        batch_decoding = Decoding(**{**vars(decoding), "seed": decoding.seed + start})
-        done.append(model.complete(prefixes[start : start + batch_size].to(model.device), batch_decoding).cpu())
+        done.append(model.complete(prefixes[start : start + batch_size].to(model.device), decoding.for_batch(start)).cpu())
     return torch.cat(done)
 
 

@@ -2,7 +2,6 @@
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any, Literal
 
 import lightning as L
@@ -166,8 +165,7 @@ class PixelLM(L.LightningModule):
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         indices, prefixes = batch
         # Seeding by the first image's index keeps sampled files the same for any batch position.
-        decoding = Decoding(**{**asdict(self.decoding), "seed": self.decoding.seed + int(indices[0])})
-        return {"indices": indices, "images": self.complete(prefixes, decoding)}
+        return {"indices": indices, "images": self.complete(prefixes, self.decoding.for_batch(int(indices[0])))}
 
     def configure_optimizers(self):
         hp = self.hparams
