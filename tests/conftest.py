@@ -12,11 +12,17 @@ DATA_DIR = ROOT.parent / "shared" / "data" / "pokemon"
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 
 
-def run_script(script: str, *args: str, wandb_mode: str = "disabled", check: bool = True, timeout: float = 600):
-    """Runs ``python <script> args`` from the repository root, as a user would; returns the CompletedProcess."""
+def run_script(
+    script: str, *args: str, wandb_mode: str | None = "disabled", check: bool = True, timeout: float = 600, env=None
+):
+    """Runs ``python <script> args`` from the repository root, as a user would; returns the CompletedProcess.
+
+    ``wandb_mode=None`` leaves ``WANDB_MODE`` unset, as for a user who never set it; ``env`` adds variables.
+    """
     # One thread: tiny models gain nothing from more, and a busy machine makes extra threads wait on each other.
-    env = {"OMP_NUM_THREADS": "1", **os.environ, "WANDB_MODE": wandb_mode, "PYTHONUNBUFFERED": "1"}
-    env.pop("POKEMON_RUN_DIR", None)
+    env = {"OMP_NUM_THREADS": "1", **os.environ, "WANDB_MODE": wandb_mode, "PYTHONUNBUFFERED": "1", **(env or {})}
+    for name in ("POKEMON_RUN_DIR", *(["WANDB_MODE"] if wandb_mode is None else [])):
+        env.pop(name, None)
     result = subprocess.run(
         [sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )

@@ -88,3 +88,12 @@ def test_wandb_offline_run_holds_metrics(train_tiny, tmp_path):
     assert len(metric(rows, "train/loss_step")) == 2
     assert max(metric(rows, "lr-AdamW")) > 0
     assert config(run)["model_type"] == "gpt2"  # hyperparameters are logged too
+
+
+def test_wandb_without_login_logs_offline(train_tiny, tmp_path):
+    # A new user: no WANDB_MODE, no API key, no netrc. The run must not stop at W&B's login; it logs offline.
+    home = tmp_path / "home"
+    home.mkdir()
+    result = train_tiny("--trainer.max_steps=2", wandb_mode=None, env={"HOME": str(home), "WANDB_API_KEY": ""})
+    assert "not logged in, logging offline" in result.stdout
+    assert len(metric(history(tmp_path / "runs" / "version_0"), "train/loss_step")) == 2
