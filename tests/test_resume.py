@@ -63,9 +63,11 @@ def start_and_stop(root: Path, data: Path, signum: int) -> subprocess.CompletedP
 def assert_same_run(resumed: Path, uninterrupted: Path, data: Path) -> None:
     ours, theirs = state(resumed), state(uninterrupted)
     assert ours["global_step"] == theirs["global_step"] == 48
-    assert ours["state_dict"].keys() == theirs["state_dict"].keys()
-    for key, value in theirs["state_dict"].items():
-        assert torch.equal(ours["state_dict"][key], value), key
+    # state_dict holds the EMA weights (what predict.py uses), current_model_state the trained ones
+    for weights in ("state_dict", "current_model_state"):
+        assert ours[weights].keys() == theirs[weights].keys()
+        for key, value in theirs[weights].items():
+            assert torch.equal(ours[weights][key], value), f"{weights}: {key}"
     assert torch.equal(completions(resumed, data), completions(uninterrupted, data))
 
 
