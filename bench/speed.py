@@ -11,7 +11,8 @@ leaves out each epoch's first step, whose interval holds the epoch end (validati
   the config's logger, callbacks and progress bar), stopped after ``--warmup + --steps`` steps.
 - train, course: a DataLoader over the train images, the same model, CrossEntropyLoss on
   seq[:-1] -> seq[1:], AdamW (the config's lr / weight decay / gradient clipping), ``loss.item()`` per step.
-- generate, project: ``PixelLM.complete`` on all 80 test prefixes at once (KV cache, inference mode).
+- generate, project: ``PixelLM.complete`` on all 80 test prefixes at once (a KV cache allocated once and
+  filled in place, inference mode).
 - generate, course: batches of 16, ``model.generate(..., max_length=400)`` per batch.
 Both generators use the same (untrained, seeded) weights, or ``--ckpt``'s; greedy outputs must match.
 """

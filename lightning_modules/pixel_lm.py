@@ -13,6 +13,7 @@ from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from lightning_modules.checkpoint_check import check_checkpoint
 from lightning_modules.decoding import Decoding
+from lightning_modules.kv_cache import FilledInPlaceCache
 
 # Keys that name the context length in each architecture's config class.
 POSITION_KEYS = {"gpt2": "n_positions"}
@@ -133,7 +134,8 @@ class PixelLM(L.LightningModule):
     def complete(self, prefixes: torch.Tensor, decoding: Decoding | None = None) -> torch.Tensor:
         """Completes ``(B, prefix)`` token prefixes to full ``(B, seq_len)`` images.
 
-        All prefixes share one length, so the batch needs no padding and no attention mask.
+        All prefixes share one length, so the batch needs no padding and no attention mask, and the
+        key/value cache is allocated once for the whole image (``FilledInPlaceCache``).
         Sampling is seeded by ``decoding.seed`` without touching the global random state.
         """
         decoding = decoding or self.decoding
@@ -146,6 +148,7 @@ class PixelLM(L.LightningModule):
                     prefixes.repeat_interleave(decoding.best_of, dim=0),
                     max_new_tokens=self.hparams.seq_len - prefixes.shape[1],
                     min_new_tokens=self.hparams.seq_len - prefixes.shape[1],
+                    cache=self._new_cache(),
                     **decoding.generate_kwargs(),
                 )
             if decoding.best_of == 1:
@@ -153,6 +156,13 @@ class PixelLM(L.LightningModule):
             return self._keep_best(candidates.view(len(prefixes), decoding.best_of, -1), prefixes.shape[1])
         finally:
             self.model.train(training)
+
+    def _new_cache(self) -> FilledInPlaceCache | None:
+        """A cache filled in place, or None (``generate``'s default) for a sliding window shorter than an image."""
+        window = getattr(self.model.config, "sliding_window", None)
+        if window is not None and window < self.hparams.seq_len:
+            return None
+        return FilledInPlaceCache(self.hparams.seq_len)
 
     def _keep_best(self, candidates: torch.Tensor, given: int) -> torch.Tensor:
         """The best of ``(B, N, seq_len)`` candidates per prefix, by the reranker or the model's likelihood."""
