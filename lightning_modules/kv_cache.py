@@ -1,7 +1,7 @@
 """A key/value cache for ``generate`` that is allocated once and filled in place.
 
 transformers' default ``DynamicCache`` grows each layer's keys and values with ``torch.cat``, so every
-decoding step copies the whole cache (about a third of decoding time here, in a profile on CPU); its
+decoding step copies the whole cache (a quarter to a third of the op time in profiles on CPU); its
 ``StaticCache`` avoids the copies but attends over all ``max_len`` positions behind a mask. Completing
 images needs neither: their length is known, so each layer gets buffers of that length once, each step
 writes its new position, and attention reads a view of the positions filled so far. The arithmetic is
