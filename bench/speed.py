@@ -243,25 +243,33 @@ def table(results: list[dict], args) -> str:
         f"training steps; {os.cpu_count()} CPUs; load average {args.load:.1f} before the run (above 0.5: "
         "other jobs were running, and the ratios are noisier).",
         "",
-        "| config | measure | project | course code | project / course | peak RSS project | peak RSS course |",
+        "| config | measure | project | course code | project / course (range of the repeats' own ratios) | peak RSS project | peak RSS course |",
         "|---|---|---|---|---|---|---|",
     ]
     for result in results:
-        m, name = result["median"], Path(result["config"]).stem
+        m, raw, name = result["median"], result["raw"], Path(result["config"]).stem
         tp, tc = m["train_project"], m["train_course"]
         gp, gc = m["generate_project"], m["generate_course"]
+        spread = paired_range(raw["train_project"], raw["train_course"], "tokens_per_s")
         rows.append(
             f"| {name} | training tokens/s | {tp['tokens_per_s']:,.0f} | {tc['tokens_per_s']:,.0f} | "
-            f"{tp['tokens_per_s'] / tc['tokens_per_s']:.2f}x | {tp['peak_rss_mb']:.0f} MB | {tc['peak_rss_mb']:.0f} MB |"
+            f"{tp['tokens_per_s'] / tc['tokens_per_s']:.2f}x{spread} | {tp['peak_rss_mb']:.0f} MB | {tc['peak_rss_mb']:.0f} MB |"
         )
         for mode in ("greedy", "sampled"):
             key = f"{mode}_s"
             same = f" (outputs identical: {result['greedy_identical']})" if mode == "greedy" else ""
+            spread = paired_range(raw["generate_course"], raw["generate_project"], key)
             rows.append(
                 f"| {name} | generate 80, {mode}{same} | {gp[key]:.2f} s | {gc[key]:.2f} s | "
-                f"{gc[key] / gp[key]:.2f}x faster | {gp['peak_rss_mb']:.0f} MB | {gc['peak_rss_mb']:.0f} MB |"
+                f"{gc[key] / gp[key]:.2f}x faster{spread} | {gp['peak_rss_mb']:.0f} MB | {gc['peak_rss_mb']:.0f} MB |"
             )
     return "\n".join(rows)
+
+
+def paired_range(numerators: list[dict], denominators: list[dict], key: str) -> str:
+    """`` (lowest-highest)`` of the ratio within each repeat: how far one measurement can be trusted."""
+    ratios = [n[key] / d[key] for n, d in zip(numerators, denominators)]
+    return f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
 
 
 def parse_args(argv=None):
