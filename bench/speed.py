@@ -15,6 +15,10 @@ leaves out each epoch's first step, whose interval holds the epoch end (validati
   filled in place, inference mode).
 - generate, course: batches of 16, ``model.generate(..., max_length=400)`` per batch.
 Both generators use the same (untrained, seeded) weights, or ``--ckpt``'s; greedy outputs must match.
+
+``--device cuda`` (the default when a GPU is visible) runs every variant on the GPU: the project through
+``--trainer.accelerator=gpu``, the course code by moving its model and batches there; clocks synchronize
+the GPU before reading the time, and the table adds each worker's peak GPU memory.
 """
 
 import argparse
@@ -35,6 +39,14 @@ SAMPLED = {"do_sample": True, "top_k": 50, "top_p": 0.95}
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def synchronize(device: str) -> None:
+    """Waits for the GPU's queued work, so that a clock read after it counts that work."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.synchronize()
 
 
 def load_config(path: str) -> dict:
@@ -59,7 +71,7 @@ def build_model(config: dict, ckpt: str | None):
 class StepClock:
     """Lightning callback: the interval and tokens of each training step after ``warmup`` steps."""
 
-    def __init__(self, warmup: int) -> None:
+    def __init__(self, warmup: int, device: str) -> None:
         from lightning.pytorch.callbacks import Callback
 
         clock = self
@@ -70,11 +82,13 @@ class StepClock:
 
         self.callback = _Clock()
         self.warmup = warmup
+        self.device = device
         self.last = None
         self.seconds = 0.0
         self.tokens = 0
 
     def tick(self, batch_size: int, batch_idx: int, step: int) -> None:
+        synchronize(self.device)
         now = time.perf_counter()
         if self.last is not None and batch_idx > 0 and step > self.warmup:
             self.seconds += now - self.last
@@ -91,9 +105,10 @@ def train_project(args) -> dict:
             args=[
                 "--config", args.config, "--trainer.default_root_dir", runs, "--data.data_dir", str(DATA),
                 f"--trainer.max_steps={args.warmup + args.steps}", "--trainer.max_epochs=-1",
+                f"--trainer.accelerator={'gpu' if args.device == 'cuda' else 'cpu'}", "--trainer.devices=1",
             ],
         )  # fmt: skip
-        clock = StepClock(args.warmup)
+        clock = StepClock(args.warmup, args.device)
         cli.trainer.callbacks.append(clock.callback)
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     return {"tokens_per_s": clock.tokens / clock.seconds, "seconds": clock.seconds, "tokens": clock.tokens}
@@ -106,19 +121,20 @@ def train_course(args) -> dict:
     from datamodules.pixel_files import read_images
 
     config = load_config(args.config)
-    model = build_model(config, None).model
+    model = build_model(config, None).model.to(args.device)
     hp, data, trainer = config["model"]["init_args"], config["data"], config["trainer"]
     images = read_images(DATA / "train.txt", 400, 167)
     loader = DataLoader(images, batch_size=data.get("batch_size", 16), shuffle=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=hp.get("lr", 1e-3), weight_decay=hp.get("weight_decay", 0.1))
     criterion = torch.nn.CrossEntropyLoss()
     clip = trainer.get("gradient_clip_val")
-    clock = StepClock(args.warmup)
+    clock = StepClock(args.warmup, args.device)
     model.train()
     step = 0
     while step < args.warmup + args.steps:
         epoch_loss = 0.0
         for batch_idx, seq in enumerate(loader):
+            seq = seq.to(args.device)
             logits = model(input_ids=seq[:, :-1], use_cache=False).logits
             loss = criterion(logits.reshape(-1, logits.shape[-1]), seq[:, 1:].reshape(-1))
             optimizer.zero_grad()
@@ -137,18 +153,18 @@ def train_course(args) -> dict:
 def generate_project(args) -> dict:
     from lightning_modules import Decoding
 
-    model = build_model(load_config(args.config), args.ckpt)
-    prefixes = test_prefixes()
+    model = build_model(load_config(args.config), args.ckpt).to(args.device)
+    prefixes = test_prefixes().to(args.device)
     model.complete(prefixes[:2, :-8])  # warm-up: first calls allocate and pick kernels
-    return time_modes(lambda decoding: model.complete(prefixes, Decoding(**decoding)), args.out)
+    return time_modes(lambda decoding: model.complete(prefixes, Decoding(**decoding)), args)
 
 
 def generate_course(args) -> dict:
     import torch
 
-    model = build_model(load_config(args.config), args.ckpt).model
+    model = build_model(load_config(args.config), args.ckpt).model.to(args.device)
     model.eval()
-    prefixes = test_prefixes()
+    prefixes = test_prefixes().to(args.device)
     batches = list(torch.utils.data.DataLoader(prefixes, batch_size=16))
 
     def complete(decoding: dict):
@@ -160,7 +176,7 @@ def generate_course(args) -> dict:
         return torch.cat(outputs)
 
     model.generate(prefixes[:2, :-8], max_length=240)  # the same warm-up as the project's
-    return time_modes(complete, args.out)
+    return time_modes(complete, args)
 
 
 def test_prefixes():
@@ -169,17 +185,19 @@ def test_prefixes():
     return read_images(DATA / "test.txt", 240, 167)
 
 
-def time_modes(complete, out: str) -> dict:
+def time_modes(complete, args) -> dict:
     import torch
 
     result = {}
     for name, decoding in (("greedy", {"do_sample": False}), ("sampled", SAMPLED)):
+        synchronize(args.device)
         start = time.perf_counter()
         images = complete(decoding)
+        synchronize(args.device)
         result[f"{name}_s"] = time.perf_counter() - start
         assert images.shape == (80, 400), images.shape
         if name == "greedy":
-            torch.save(images, out)
+            torch.save(images.cpu(), args.out)
     return result
 
 
@@ -197,13 +215,15 @@ def run_worker(args) -> None:
     torch.set_num_threads(args.threads)
     result = WORKERS[args.worker](args)
     result["peak_rss_mb"] = peak_rss_mb()
+    if args.device == "cuda":
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     print("RESULT " + json.dumps(result), flush=True)
 
 
 def spawn(worker: str, args, **extra) -> dict:
     """Runs one measurement in a fresh interpreter and returns its RESULT line."""
     command = [sys.executable, __file__, "--worker", worker, "--config", args.config, "--threads", str(args.threads)]
-    command += ["--warmup", str(args.warmup), "--steps", str(args.steps)]
+    command += ["--warmup", str(args.warmup), "--steps", str(args.steps), "--device", args.device]
     if args.ckpt:
         command += ["--ckpt", args.ckpt]
     for key, value in extra.items():
@@ -239,11 +259,11 @@ def bench_config(args) -> dict:
 
 def table(results: list[dict], args) -> str:
     rows = [
-        f"Threads: {args.threads}; repeats: {args.repeats} (medians); warm-up {args.warmup} + {args.steps} timed "
-        f"training steps; {os.cpu_count()} CPUs; load average {args.load:.1f} before the run (above 0.5: "
+        f"Device: {args.device_name}; threads: {args.threads}; repeats: {args.repeats} (medians); warm-up "
+        f"{args.warmup} + {args.steps} timed training steps; load average {args.load:.1f} before the run (above 0.5: "
         "other jobs were running, and the ratios are noisier).",
         "",
-        "| config | measure | project | course code | project / course (range of the repeats' own ratios) | peak RSS project | peak RSS course |",
+        "| config | measure | project | course code | project / course (range of the repeats' own ratios) | peak memory project | peak memory course |",
         "|---|---|---|---|---|---|---|",
     ]
     for result in results:
@@ -253,7 +273,7 @@ def table(results: list[dict], args) -> str:
         spread = paired_range(raw["train_project"], raw["train_course"], "tokens_per_s")
         rows.append(
             f"| {name} | training tokens/s | {tp['tokens_per_s']:,.0f} | {tc['tokens_per_s']:,.0f} | "
-            f"{tp['tokens_per_s'] / tc['tokens_per_s']:.2f}x{spread} | {tp['peak_rss_mb']:.0f} MB | {tc['peak_rss_mb']:.0f} MB |"
+            f"{tp['tokens_per_s'] / tc['tokens_per_s']:.2f}x{spread} | {memory(tp)} | {memory(tc)} |"
         )
         for mode in ("greedy", "sampled"):
             key = f"{mode}_s"
@@ -261,9 +281,15 @@ def table(results: list[dict], args) -> str:
             spread = paired_range(raw["generate_course"], raw["generate_project"], key)
             rows.append(
                 f"| {name} | generate 80, {mode}{same} | {gp[key]:.2f} s | {gc[key]:.2f} s | "
-                f"{gc[key] / gp[key]:.2f}x faster{spread} | {gp['peak_rss_mb']:.0f} MB | {gc['peak_rss_mb']:.0f} MB |"
+                f"{gc[key] / gp[key]:.2f}x faster{spread} | {memory(gp)} | {memory(gc)} |"
             )
     return "\n".join(rows)
+
+
+def memory(result: dict) -> str:
+    """Peak RSS of a worker, and its peak GPU memory when it ran on one."""
+    gpu = f", GPU {result['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in result else ""
+    return f"RSS {result['peak_rss_mb']:.0f} MB{gpu}"
 
 
 def paired_range(numerators: list[dict], denominators: list[dict], key: str) -> str:
@@ -281,6 +307,7 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, help="timed training steps (default 20; 8 with --quick)")
     parser.add_argument("--quick", action="store_true", help="one repeat, 8 timed steps")
     parser.add_argument("--ckpt", help="a PixelLM checkpoint for generation (default: untrained seeded weights)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda when visible")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--worker", choices=WORKERS, help=argparse.SUPPRESS)
     parser.add_argument("--config", help=argparse.SUPPRESS)
@@ -298,12 +325,18 @@ def main(argv=None) -> None:
     if args.worker:
         return run_worker(args)
     args.load = os.getloadavg()[0]
+    import torch
+
+    if args.device == "auto":
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    args.device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {os.cpu_count()} cores"
     results = []
     for config in args.configs:
         args.config = config
         results.append(bench_config(args))
     print(table(results, args))
-    report = {"threads": args.threads, "repeats": args.repeats, "warmup": args.warmup, "steps": args.steps}
+    report = {"device": args.device_name, "threads": args.threads, "repeats": args.repeats, "warmup": args.warmup}
+    report["steps"] = args.steps
     report["load_average_before"] = args.load
     print(json.dumps({**report, "results": results}))
     if args.json:
