@@ -68,7 +68,7 @@ def keep_freed_memory() -> None:
     By default glibc serves blocks above a moving threshold with ``mmap`` and unmaps them when they
     are freed, so a CPU training step page-faults its activations back in, zeroed, every time (about
     6,000 faults a step for the course's model). With mmap only above 32 MiB and no trimming, freed
-    blocks are reused: 2-5 % faster CPU training at the same peak memory (what PyTorch's tuning guide
+    blocks are reused: 3-6 % faster CPU training here at the same peak memory (what PyTorch's tuning guide
     gets from jemalloc or tcmalloc). Skipped off glibc, and when ``MALLOC_*`` variables tune it already.
     """
     if any(name.startswith("MALLOC_") for name in os.environ):
