@@ -41,6 +41,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux), so that a table says which CPU it was measured on."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "CPU"
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else "CPU"
+
+
 def synchronize(device: str) -> None:
     """Waits for the GPU's queued work, so that a clock read after it counts that work."""
     if device == "cuda":
@@ -329,7 +339,7 @@ def main(argv=None) -> None:
 
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    args.device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {os.cpu_count()} cores"
+    args.device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"{cpu_name()}, {os.cpu_count()} cores"
     results = []
     for config in args.configs:
         args.config = config
