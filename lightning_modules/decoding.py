@@ -3,7 +3,13 @@
 from dataclasses import dataclass, replace
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, TopKLogitsWarper, TopPLogitsWarper
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
 
 
 @dataclass
@@ -47,27 +53,34 @@ class TopKTopPLogitsWarper(LogitsProcessor):
     ``topk`` and then a sort of the whole vocabulary.
 
     ``generate`` runs its warpers one after another, so top-p sorts all 167 colours although top-k has
-    left 50, and on a CPU that sort costs about twice the ``topk`` (a few µs a row, every step; 5-7 % of
-    sampling 80 images with gpt2_sample). The scores ``topk`` returns are already in order, and below them
-    top-p's ascending sort would hold only ``-inf``, so softmax, cumulative sum and cut-off are computed on
-    the very tensor transformers builds: the filtered scores, and with them the completions drawn from a
-    seed, are the same. When a row's ``k``-th score ties the next one (top-k then keeps both), the step
-    goes through transformers' own warpers.
+    left 50, and on a CPU that sort costs about twice the ``topk`` (a few µs a row, every step: a tenth of
+    sampling 80 images with gpt2_sample, 4 % with llama). The scores ``topk`` returns are already in order,
+    and below them top-p's ascending sort would hold only ``-inf``, so softmax, cumulative sum and cut-off
+    are computed on the very tensor transformers builds: the filtered scores, and with them the completions
+    drawn from a seed, are the same. transformers' own warpers, built as ``generate`` would build them,
+    check the settings (a bad one raises their ``ValueError``) and filter the steps where a row's ``k``-th
+    score ties the next one (top-k then keeps both).
     """
 
     def __init__(self, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0) -> None:
-        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+        self.temperature, self.top_k, self.top_p = float(temperature), top_k, top_p
+        self.library = LogitsProcessorList()
+        if self.temperature != 1.0:
+            self.library.append(TemperatureLogitsWarper(self.temperature))
+        if top_k:
+            self.library.append(TopKLogitsWarper(top_k))
+        if top_p < 1.0:
+            self.library.append(TopPLogitsWarper(top_p))
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
-        if self.temperature != 1.0:
-            scores = scores / self.temperature  # TemperatureLogitsWarper
+        scaled = scores / self.temperature if self.temperature != 1.0 else scores
         vocab = scores.shape[-1]
         k = min(self.top_k or vocab, vocab)
         if k == vocab and self.top_p >= 1.0:
-            return scores
-        top, indices = scores.topk(k)  # descending
-        if k < vocab and bool(((scores >= top[:, -1:]).sum(dim=-1) > k).any()):
-            return self._library_warpers(input_ids, scores)
+            return scaled
+        top, indices = scaled.topk(k)  # descending
+        if k < vocab and bool(((scaled >= top[:, -1:]).sum(dim=-1) > k).any()):
+            return self.library(input_ids, scores)
         keep = torch.ones_like(top, dtype=torch.bool)
         if self.top_p < 1.0:
             # TopPLogitsWarper's ascending sort of the top-k-filtered scores: vocab - k times -inf, then these.
@@ -75,11 +88,5 @@ class TopKTopPLogitsWarper(LogitsProcessor):
             remove = ascending.softmax(dim=-1).cumsum(dim=-1)[:, vocab - k :] <= 1 - self.top_p
             remove[:, -1] = False  # min_tokens_to_keep=1: the likeliest colour stays
             keep = ~remove.flip(-1)
-        kept = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, indices, keep)
-        return scores.masked_fill(~kept, float("-inf"))
-
-    def _library_warpers(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
-        warpers = LogitsProcessorList([TopKLogitsWarper(self.top_k)])
-        if self.top_p < 1.0:
-            warpers.append(TopPLogitsWarper(self.top_p))
-        return warpers(input_ids, scores)
+        kept = torch.zeros_like(scaled, dtype=torch.bool).scatter_(-1, indices, keep)
+        return scaled.masked_fill(~kept, float("-inf"))

@@ -96,3 +96,12 @@ def test_cache_refuses_more_positions_than_it_holds():
     model = tiny_model("gpt2")
     with pytest.raises(ValueError, match="holds 30 positions"):
         model.model(torch.zeros(1, 31, dtype=torch.long), cache=FilledInPlaceCache(30), use_cache=True)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [({"temperature": -1.0}, "temperature"), ({"top_k": -3}, "top_k"), ({"top_p": -0.5}, "top_p")],
+)
+def test_bad_sampling_settings_raise_transformers_errors(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TopKTopPLogitsWarper(**settings)
