@@ -29,6 +29,84 @@ from lightning_modules.checkpoint_check import CheckpointMismatchError
 from lightning_modules.pixel_lm import NonFiniteLossError
 
 RUN_DIR_ENV = "POKEMON_RUN_DIR"  # hands the chosen folder to DDP worker processes, which re-run this CLI
+CONFIGS = Path(__file__).resolve().parent / "configs"  # where a bare --config name is looked up
+RUNS = Path("runs")  # where the shipped configs put their runs, and where a bare predict.py looks
+
+
+def find_config(name: str) -> str:
+    """``name`` if it is a file, else ``configs/<name>`` (``--config llama.yaml``, ``--config llama``)."""
+    if Path(name).is_file():
+        return name
+    for candidate in (CONFIGS / name, CONFIGS / f"{name}.yaml"):
+        if candidate.is_file():
+            return str(candidate)
+    return name  # jsonargparse then says the file does not exist
+
+
+def option_value(args: list[str], option: str) -> str | None:
+    """The value given for ``--option`` (``--option X`` or ``--option=X``), the last one if repeated."""
+    value = None
+    for index, arg in enumerate(args):
+        if arg == option and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith(option + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def with_config_names(args: list[str]) -> list[str]:
+    """``args`` with each ``--config NAME`` that is no file replaced by the shipped ``configs/NAME``."""
+    out = list(args)
+    for index, arg in enumerate(out):
+        if arg == "--config" and index + 1 < len(out):
+            out[index + 1] = find_config(out[index + 1])
+        elif arg.startswith("--config="):
+            out[index] = "--config=" + find_config(arg.split("=", 1)[1])
+    return out
+
+
+def is_model_run(run: Path) -> bool:
+    """Whether ``run`` holds a trained PixelLM (not a classifier) and the config it was trained with."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return False
+    model = config.get("model") if isinstance(config, dict) else None
+    return isinstance(model, dict) and str(model.get("class_path", "")).endswith("PixelLM")
+
+
+def newest_model_run(root: Path = RUNS) -> Path | None:
+    """The run folder under ``root`` whose ``checkpoints/best.ckpt`` was written last, among PixelLM runs."""
+    found = [ckpt for ckpt in root.glob("**/version_*/checkpoints/best.ckpt") if is_model_run(ckpt.parent.parent)]
+    return max(found, key=lambda ckpt: ckpt.stat().st_mtime).parent.parent if found else None
+
+
+def with_run_config(args: list[str], program: str) -> list[str]:
+    """Prediction without ``--config``: the config saved in the run whose checkpoint is used.
+
+    ``--ckpt_path runs/x/version_0/checkpoints/best.ckpt`` alone takes that run's ``config.yaml``;
+    nothing at all takes the newest trained run under ``runs/`` and its best checkpoint.
+    """
+    if option_value(args, "--config") is not None or any(arg in ("-h", "--help", "--print_config") for arg in args):
+        return args
+    ckpt_path = option_value(args, "--ckpt_path")
+    if ckpt_path not in (None, "best", "last"):
+        run = Path(ckpt_path).parent.parent
+        if Path(ckpt_path).parent.name != "checkpoints" or not (run / "config.yaml").is_file():
+            raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no config.yaml in its run folder; pass --config")
+        return ["--config", str(run / "config.yaml"), *args]
+    root = Path(option_value(args, "--trainer.default_root_dir") or RUNS)
+    run = newest_model_run(root)
+    if run is None:
+        raise FileNotFoundError(
+            f"no --config given and no trained run under {root}/: train one first "
+            "(python train.py --config configs/llama.yaml) or pass --config"
+        )
+    checkpoint = run / "checkpoints" / f"{ckpt_path or 'best'}.ckpt"
+    print(f"{program}: no --config given: using the newest run, {run} (its config.yaml and {checkpoint.name})")
+    return ["--config", str(run / "config.yaml"), *args, "--ckpt_path", str(checkpoint)]
 
 
 def versions(root: Path) -> list[Path]:
@@ -89,16 +167,25 @@ class PixelCLI(LightningCLI):
 
     Args:
         stage: ``fit`` creates or resumes a run folder; ``predict`` reads the newest one.
+        args: The command line (default: ``sys.argv[1:]``). ``--config NAME`` also finds
+            ``configs/NAME``; prediction without ``--config`` takes the config of the run it predicts with.
     """
 
-    def __init__(self, stage: str = "fit", **kwargs) -> None:
+    def __init__(self, stage: str = "fit", args: list[str] | None = None, **kwargs) -> None:
         self.stage = stage
         keep_freed_memory()
+        kwargs["args"] = args
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run rewrites its config
         # A config error raises instead of printing the 100-line usage; reported_errors shortens it.
         kwargs.setdefault("parser_kwargs", {"exit_on_error": False})
         # Any LightningModule (PixelLM, PokemonClassifier) whose __init__ takes the linked data keys.
         super().__init__(LightningModule, PokemonDataModule, subclass_mode_model=True, run=False, **kwargs)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        args = with_config_names(sys.argv[1:] if args is None else list(args))
+        if self.stage == "predict":
+            args = with_run_config(args, Path(sys.argv[0]).name)
+        self.config = parser.parse_args(args)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         for key in ("vocab_size", "seq_len", "prefix_len"):

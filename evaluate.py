@@ -15,6 +15,7 @@ import torch
 from jsonargparse import ArgumentParser
 
 from cli import PixelCLI
+from datamodules.pokemon import SHIPPED_DATA
 from datamodules.pixel_files import PixelFormatError, atomic_write_bytes, read_images, write_images
 from lightning_modules.evaluation import evaluate_model, image_quality, load_classifier, table
 from lightning_modules.metrics import FeatureKind, FeaturesUnavailable, InceptionResize
@@ -60,7 +61,7 @@ def evaluate_checkpoint(args: list[str] | None) -> tuple[dict, str | None]:
 def evaluate_files(args: list[str] | None) -> tuple[dict, str | None]:
     parser = ArgumentParser(description="Score a file of full images against real ones.")
     parser.add_argument("--images", type=str, required=True, help="Images to score, one per line (e.g. completions).")
-    parser.add_argument("--reference", type=str, default="../shared/data/pokemon/dev.txt", help="Real images to compare with.")
+    parser.add_argument("--reference", type=str, default=str(SHIPPED_DATA / "dev.txt"), help="Real images to compare with (default: the shipped dev split).")
     add_scoring_arguments(parser)
     config = parser.parse_args(args)
     classifier = load_classifier(config.classifier)

@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--reranker", help="classifier checkpoint for best-of-N (default: the judge)")
     parser.add_argument("--best_of", type=int, default=8)
     parser.add_argument("--train", action="store_true", help="train each config first and time it")
-    parser.add_argument("--data_dir", default="../shared/data/pokemon")
+    parser.add_argument("--data_dir", default=None, help="data folder (default: the shipped course split)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 

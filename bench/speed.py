@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "pokemon"
+DATA = ROOT / "data" / "pokemon"  # the shipped course split (read_images finds the .gz)
 SAMPLED = {"do_sample": True, "top_k": 50, "top_p": 0.95}
 
 

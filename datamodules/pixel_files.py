@@ -3,9 +3,13 @@
 One image per line, its palette indices separated by spaces; a palette is one
 "R G B" line per colour. Every reader checks what it reads and raises a
 :class:`PixelFormatError` naming the file, the line and the problem, because a
-shape error deep inside a training step tells the user nothing.
+shape error deep inside a training step tells the user nothing. Numbers are
+plain ASCII decimal digits, as in the course's files (Python's ``int`` would
+also take ``+5``, ``1_2`` and non-ASCII digits); CRLF line ends and extra
+spaces are fine. A file ``NAME`` may also be stored gzipped as ``NAME.gz``.
 """
 
+import gzip
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -36,11 +40,11 @@ def parse_rows(
     for number, row in enumerate(rows, start=1):
         where = f"{source}:{number}"
         if isinstance(row, str):
-            try:
-                row = [int(token) for token in row.split()]
-            except ValueError as error:
-                bad = str(error).split(":", 1)[-1].strip()
-                raise PixelFormatError(f"{where}: not an integer: {bad}") from None
+            tokens = row.split()
+            for token in tokens:
+                if not (token.isascii() and token.isdigit()):
+                    raise PixelFormatError(f"{where}: not an integer: {token!r}")
+            row = [int(token) for token in tokens]
         row = list(row)
         if length is None:
             length = len(row)
@@ -58,10 +62,27 @@ def parse_rows(
     return torch.tensor(values, dtype=torch.long)
 
 
+def data_file(path: str | Path) -> Path:
+    """``path`` itself, or ``path.gz`` when only the gzipped copy exists (the shipped data is gzipped)."""
+    path = Path(path)
+    packed = path.with_name(path.name + ".gz")
+    return packed if not path.is_file() and packed.is_file() else path
+
+
 def _lines(path: Path) -> list[str]:
+    path = data_file(path)
     if not path.is_file():
         raise PixelFormatError(f"{path}: file not found")
-    lines = path.read_text().splitlines()
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except (OSError, EOFError) as error:  # a damaged .gz
+        raise PixelFormatError(f"{path}: not a readable gzip file ({error})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise PixelFormatError(f"{path}:{line}: not UTF-8 text (byte {raw[error.start]:#04x})") from None
+    lines = text.split("\n")  # not splitlines(): it also splits at \x0c, \x1c, ... and would miscount lines
     while lines and not lines[-1].strip():  # a trailing newline is not an image
         lines.pop()
     return lines

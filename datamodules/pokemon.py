@@ -13,6 +13,8 @@ from torch.utils.data import DataLoader, Dataset
 from datamodules.epoch_order import EpochOrder
 from datamodules.pixel_files import PixelFormatError, parse_palette, parse_rows, read_images, read_palette
 
+# The course's split (row for row what HUB_IMAGES serves; test holds only the 240 given pixels), gzipped.
+SHIPPED_DATA = Path(__file__).resolve().parent.parent / "data" / "pokemon"
 HUB_IMAGES = "lca0503/ml2025-hw4-pokemon"
 HUB_PALETTE = "lca0503/ml2025-hw4-colormap"
 
@@ -63,8 +65,9 @@ class PokemonDataModule(L.LightningDataModule):
     batches are ``(index, prefix)`` pairs of the test (or dev) split.
 
     Args:
-        data_dir: Folder with ``train.txt``, ``dev.txt``, ``test.txt`` and ``colormap.txt``.
-            Ignored when ``hub_dataset`` is set.
+        data_dir: Folder with ``train.txt``, ``dev.txt``, ``test.txt`` and ``colormap.txt`` (each may
+            be gzipped, ``train.txt.gz``); None: the course's split shipped with the project
+            (``data/pokemon``). Ignored when ``hub_dataset`` is set.
         hub_dataset: A Hugging Face dataset with splits train/dev/test and a column ``pixel_color``
             (``lca0503/ml2025-hw4-pokemon``), or a local copy of it saved with ``save_to_disk``.
         hub_palette: The palette dataset (column ``color``, one [R, G, B] per row), hub name or local copy.
@@ -81,7 +84,7 @@ class PokemonDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        data_dir: str | None = "../shared/data/pokemon",
+        data_dir: str | None = None,
         hub_dataset: str | None = None,
         hub_palette: str | None = None,
         image_height: int = 20,
@@ -95,13 +98,11 @@ class PokemonDataModule(L.LightningDataModule):
         predict_split: Literal["test", "dev"] = "test",
     ) -> None:
         super().__init__()
-        if hub_dataset is None and data_dir is None:
-            raise ValueError("data: set data_dir (a local copy) or hub_dataset (a Hugging Face dataset)")
         if hub_dataset is not None and hub_palette is None:
             hub_palette = HUB_PALETTE if hub_dataset == HUB_IMAGES else None
             if hub_palette is None:
                 raise ValueError("data: hub_dataset is set, so hub_palette must name its palette dataset too")
-        self.data_dir = data_dir
+        self.data_dir = Path(data_dir) if data_dir is not None else SHIPPED_DATA
         self.hub_dataset = hub_dataset
         self.hub_palette = hub_palette
         self.image_height = image_height
@@ -126,7 +127,7 @@ class PokemonDataModule(L.LightningDataModule):
         if self.hub_dataset is not None:
             rows = self._hub_split(self.hub_palette, "train")
             return parse_palette((row["color"] for row in rows), f"{self.hub_palette}[train]", self.num_colours)
-        return read_palette(Path(self.data_dir) / "colormap.txt", self.num_colours)
+        return read_palette(self.data_dir / "colormap.txt", self.num_colours)
 
     @property
     def vocab_size(self) -> int:
@@ -148,7 +149,7 @@ class PokemonDataModule(L.LightningDataModule):
 
     def _read_split(self, split: str, length: int) -> torch.Tensor:
         if self.hub_dataset is None:
-            return read_images(Path(self.data_dir) / f"{split}.txt", length, self.vocab_size)
+            return read_images(self.data_dir / f"{split}.txt", length, self.vocab_size)
         rows = self._hub_split(self.hub_dataset, split)
         return parse_rows((row["pixel_color"] for row in rows), f"{self.hub_dataset}[{split}]", length, self.vocab_size)
 

@@ -6,7 +6,7 @@ lines of 400 ints in [0, 166], whose first 240 equal ``test.txt``.
 
 Check a file before uploading it::
 
-    python -m datamodules.submission check submission.txt [--prefixes ../shared/data/pokemon/test.txt]
+    python -m datamodules.submission check submission.txt [--prefixes data/pokemon/test.txt]
 """
 
 import argparse
@@ -17,8 +17,9 @@ from pathlib import Path
 import torch
 
 from datamodules.pixel_files import PixelFormatError, parse_rows, read_images
+from datamodules.pokemon import SHIPPED_DATA
 
-DEFAULT_PREFIXES = "../shared/data/pokemon/test.txt"
+DEFAULT_PREFIXES = SHIPPED_DATA / "test.txt"  # the course's test prefixes, shipped gzipped
 
 
 def validate(

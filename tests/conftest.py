@@ -1,15 +1,33 @@
 """Shared test set-up: the real entry points, run as subprocesses on tiny configs and data."""
 
+import atexit
+import gzip
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = ROOT.parent / "shared" / "data" / "pokemon"
+SHIPPED_DATA = ROOT / "data" / "pokemon"  # the course's split, gzipped, as the project ships it
+SHARED_DATA = ROOT.parent / "shared" / "data" / "pokemon"  # the course's split beside the checkout, when there
+DATA_FILES = ("train.txt", "dev.txt", "test.txt", "colormap.txt")
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+
+
+def _unpacked_shipped_data() -> Path:
+    """A plain-text copy of the shipped data, for tests that read or edit the files as text."""
+    folder = Path(tempfile.mkdtemp(prefix="pokemon-data-"))
+    atexit.register(shutil.rmtree, folder, True)
+    for name in DATA_FILES:
+        (folder / name).write_bytes(gzip.decompress((SHIPPED_DATA / f"{name}.gz").read_bytes()))
+    return folder
+
+
+DATA_DIR = _unpacked_shipped_data()
 
 
 def run_script(

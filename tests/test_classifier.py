@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import ROOT, run_script
+from conftest import DATA_DIR, ROOT, run_script
 from datamodules.pixel_files import read_images, read_palette
 from lightning_modules import PokemonClassifier
 from lightning_modules.negatives import NEGATIVE_TYPES, Corruptor, fit_bigram, translate
@@ -60,7 +60,7 @@ def test_features_take_any_size_and_dtype():
 
 @pytest.mark.parametrize("kind", NEGATIVE_TYPES)
 def test_negatives_keep_the_top_and_change_the_bottom(kind):
-    images = read_images(ROOT.parent / "shared/data/pokemon/dev.txt")[:16]
+    images = read_images(DATA_DIR / "dev.txt")[:16]
     spoiled = Corruptor(240, 20, fit_bigram(images, 167))(images, kind, torch.Generator().manual_seed(0))
     assert spoiled.shape == images.shape and spoiled.dtype == torch.long
     assert torch.equal(spoiled[:, :240], images[:, :240])

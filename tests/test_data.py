@@ -1,12 +1,14 @@
 """The data module: what it serves, the hub path, and its errors on bad files."""
 
+import gzip
 import os
+import re
 import shutil
 
 import pytest
 import torch
 
-from conftest import DATA_DIR
+from conftest import DATA_DIR, DATA_FILES, SHARED_DATA, SHIPPED_DATA
 from datamodules import PixelFormatError, PokemonDataModule
 
 
@@ -80,7 +82,10 @@ BAD_LINES = {
     "short line": ("train.txt", 5, " ".join(["0"] * 399), "train.txt:5: expected 400 ints, got 399"),
     "not an int": ("dev.txt", 7, FULL.replace("0", "x", 1), "dev.txt:7: not an integer: 'x'"),
     "out of palette": ("train.txt", 2, FULL[:-1] + "167", "train.txt:2: value 167 at position 399 is outside the palette [0, 166]"),
-    "negative": ("test.txt", 3, "-1" + " 0" * 239, "test.txt:3: value -1 at position 0 is outside the palette"),
+    "negative": ("test.txt", 3, "-1" + " 0" * 239, "test.txt:3: not an integer: '-1'"),
+    "plus sign": ("train.txt", 4, "+5" + " 0" * 399, "train.txt:4: not an integer: '+5'"),
+    "underscore": ("dev.txt", 2, "1_2" + " 0" * 399, "dev.txt:2: not an integer: '1_2'"),
+    "non-ASCII digit": ("train.txt", 6, "\u0663" + " 0" * 399, "train.txt:6: not an integer: '\u0663'"),
     "test too long": ("test.txt", 1, FULL, "test.txt:1: expected 240 ints, got 400"),
     "bad colour": ("colormap.txt", 4, "12 300 7", "colormap.txt:4: colour [12, 300, 7] is not three ints in 0..255"),
     "colour of two": ("colormap.txt", 9, "12 30", "colormap.txt:9: expected 3 ints, got 2"),
@@ -91,7 +96,7 @@ BAD_LINES = {
 def test_bad_line_names_file_line_and_problem(data_copy, case):
     name, line, text, message = BAD_LINES[case]
     corrupt(data_copy / name, line, text)
-    with pytest.raises(PixelFormatError, match="^" + str(data_copy).replace("+", r"\+") + "/" + message.replace("[", r"\[")):
+    with pytest.raises(PixelFormatError, match="^" + re.escape(f"{data_copy}/{message}")):
         loaded(data_dir=str(data_copy))
 
 
@@ -121,3 +126,44 @@ def test_atomic_write_keeps_usual_permissions(tmp_path):
         os.umask(mask)
     assert (tmp_path / "submission.txt").stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
     assert [p.name for p in tmp_path.iterdir()] == ["submission.txt"]  # no temporary file left behind
+
+
+def test_crlf_and_trailing_spaces_are_fine(data_copy):
+    path = data_copy / "dev.txt"
+    path.write_bytes(b"".join(line.rstrip(b"\n") + b"  \r\n" for line in path.read_bytes().splitlines(keepends=True)))
+    assert torch.equal(loaded(data_dir=str(data_copy)).splits["dev"], loaded(data_dir=str(DATA_DIR)).splits["dev"])
+
+
+def test_file_that_is_not_utf8_names_its_line(data_copy):
+    path = data_copy / "train.txt"
+    lines = path.read_bytes().split(b"\n")
+    lines[8] = b"0 \xff\xfe 0"
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(PixelFormatError, match=r"train.txt:9: not UTF-8 text \(byte 0xff\)"):
+        loaded(data_dir=str(data_copy))
+
+
+def test_default_is_the_shipped_course_split():
+    data = loaded()  # no data_dir, no network, no ../shared
+    assert data.data_dir == SHIPPED_DATA
+    assert [len(data.splits[name]) for name in ("train", "dev", "test")] == [632, 80, 80]
+    assert data.splits["test"].shape == (80, 240)  # the shipped copy holds only the given pixels of test
+    assert data.vocab_size == 167
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="no ../shared/data/pokemon beside the checkout")
+def test_shipped_copy_equals_the_shared_course_split_line_for_line():
+    for name in DATA_FILES:
+        shipped = gzip.decompress((SHIPPED_DATA / f"{name}.gz").read_bytes()).decode().split("\n")
+        assert shipped == (SHARED_DATA / name).read_text().split("\n"), name
+
+
+def test_gzipped_files_are_read_like_plain_ones(data_copy):
+    for name in DATA_FILES:
+        path = data_copy / name
+        path.with_name(name + ".gz").write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+    packed = loaded(data_dir=str(data_copy))
+    plain = loaded(data_dir=str(DATA_DIR))
+    for name in ("train", "dev", "test"):
+        assert torch.equal(packed.splits[name], plain.splits[name])
