@@ -247,7 +247,7 @@ class PixelCLI(LightningCLI):
                 error = error.__cause__
             raise ConfigError(str(error)) from None
         if self.stage == "predict" and self.config.reranker:
-            from lightning_modules.evaluation import classifier_scorer  # only prediction needs the judge
+            from evaluation.scoring import classifier_scorer  # only prediction needs the judge
 
             self.model.reranker = classifier_scorer(self.config.reranker)
 

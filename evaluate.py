@@ -17,8 +17,8 @@ from jsonargparse import ArgumentParser
 from cli import PixelCLI
 from datamodules.pokemon import SHIPPED_DATA
 from datamodules.pixel_files import PixelFormatError, atomic_write_bytes, read_images, write_images
-from lightning_modules.evaluation import evaluate_model, image_quality, load_classifier, table
-from lightning_modules.metrics import FeatureKind, FeaturesUnavailable, InceptionResize
+from evaluation.scoring import evaluate_model, image_quality, load_classifier, table
+from evaluation.metrics import FeatureKind, FeaturesUnavailable, InceptionResize
 
 
 def add_scoring_arguments(parser: ArgumentParser) -> None:

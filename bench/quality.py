@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cli import newest_checkpoint  # noqa: E402
 from datamodules import PokemonDataModule  # noqa: E402
 from lightning_modules import Decoding, PixelLM  # noqa: E402
-from lightning_modules.evaluation import classifier_scorer, evaluate_model, load_classifier  # noqa: E402
+from evaluation.scoring import classifier_scorer, evaluate_model, load_classifier  # noqa: E402
 
 
 def decodings(best_of: int) -> dict[str, Decoding]:

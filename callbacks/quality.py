@@ -3,8 +3,8 @@
 import lightning as L
 import torch
 
-from lightning_modules.evaluation import load_classifier
-from lightning_modules.metrics import FeatureKind, PokemonDetectionRate, build_fid
+from evaluation.scoring import load_classifier
+from evaluation.metrics import FeatureKind, PokemonDetectionRate, build_fid
 
 
 class QualityMetrics(L.Callback):

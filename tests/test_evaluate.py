@@ -9,8 +9,8 @@ from torchmetrics.utilities.imports import _TORCH_FIDELITY_AVAILABLE
 
 from conftest import DATA_DIR, ROOT, run_script
 from datamodules.pixel_files import read_images
-from lightning_modules.evaluation import image_quality, load_classifier
-from lightning_modules.metrics import FeaturesUnavailable, PokemonDetectionRate, build_fid
+from evaluation.scoring import image_quality, load_classifier
+from evaluation.metrics import FeaturesUnavailable, PokemonDetectionRate, build_fid
 from wandb_records import history, metric
 
 MODEL_FIELDS = {"checkpoint", "classifier", "fid", "pdr", "features", "num_images", "pixel_accuracy", "bits_per_pixel", "decoding"}

@@ -12,7 +12,7 @@ import torch
 
 from lightning_modules.classifier import PokemonClassifier
 from lightning_modules.decoding import Decoding
-from lightning_modules.metrics import FeatureKind, InceptionResize, PokemonDetectionRate, build_fid
+from evaluation.metrics import FeatureKind, InceptionResize, PokemonDetectionRate, build_fid
 
 
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> PokemonClassifier:
