@@ -205,9 +205,9 @@ class PixelCLI(LightningCLI):
     def _add_predict_arguments(parser: LightningArgumentParser) -> None:
         parser.add_argument(
             "--split",
-            type=Literal["test", "dev"] | None,
+            type=Literal["test", "dev", "train"] | None,
             default=None,
-            help="Prefixes to complete; sets data.predict_split (default: its value, test).",
+            help="Prefixes to complete; sets data.predict_split (default: its value, test). train: e.g. a classifier's negatives_file.",
         )
         parser.add_argument(
             "--output",

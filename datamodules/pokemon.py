@@ -79,7 +79,8 @@ class PokemonDataModule(L.LightningDataModule):
         eval_batch_size: Images per validation and prediction batch.
         hflip: Mirror training images left-right with probability 0.5.
         num_workers: DataLoader worker processes (0 is fastest for this tiny in-memory data).
-        predict_split: Which prefixes prediction completes: ``test`` or ``dev``.
+        predict_split: Which prefixes prediction completes: ``test``, ``dev``, or ``train`` (e.g. to make a
+            classifier's ``negatives_file`` from completions of the training prefixes).
     """
 
     def __init__(
@@ -95,7 +96,7 @@ class PokemonDataModule(L.LightningDataModule):
         eval_batch_size: int = 80,
         hflip: bool = False,
         num_workers: int = 0,
-        predict_split: Literal["test", "dev"] = "test",
+        predict_split: Literal["test", "dev", "train"] = "test",
     ) -> None:
         super().__init__()
         if hub_dataset is not None and hub_palette is None:

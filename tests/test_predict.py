@@ -81,6 +81,16 @@ def test_dev_split(trained, small_data, tmp_path):
     assert torch.equal(images[:, :240], read_images(small_data / "dev.txt")[:, :240])
 
 
+def test_train_split_completes_every_training_prefix(trained, small_data, tmp_path):
+    """What configs/judge.yaml's negatives_file is made of: completions of the training prefixes."""
+    output = tmp_path / "negatives.txt"
+    predict(trained, small_data, output, *SAMPLE, "--split=train")
+    images = read_images(output, 400, 167)
+    train = read_images(small_data / "train.txt")
+    assert images.shape == train.shape and torch.equal(images[:, :240], train[:, :240])
+    assert not torch.equal(images, train)  # generated bottoms, not the real ones
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
