@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 
 from conftest import DATA_DIR, ROOT, run_script
@@ -97,3 +98,27 @@ def test_wandb_without_login_logs_offline(train_tiny, tmp_path):
     result = train_tiny("--trainer.max_steps=2", wandb_mode=None, env={"HOME": str(home), "WANDB_API_KEY": ""})
     assert "not logged in, logging offline" in result.stdout
     assert len(metric(history(tmp_path / "runs" / "version_0"), "train/loss_step")) == 2
+
+
+def test_input_noise_replaces_inputs_not_targets():
+    from lightning_modules import PixelLM
+
+    model = PixelLM("gpt2", {"n_layer": 1, "n_head": 2, "n_embd": 16}, input_noise=0.3)
+    images = torch.randint(0, 167, (64, 400))
+    seen = []
+    # A "model" that puts all its mass on the true next pixel: the loss is ~0 only if the targets are the true pixels.
+    model.forward = lambda tokens: (seen.append(tokens), 50.0 * F.one_hot(images[:, 1:], 167).float())[1]
+    torch.manual_seed(0)
+    loss = model.training_step(images, 0)
+    replaced = (seen[0] != images[:, :-1]).float().mean().item()
+    assert 0.27 < replaced < 0.33  # 30 % drawn, of which 1/167 keep their colour by chance
+    assert loss.item() < 1e-6
+    model.token_losses(images)  # evaluation (validation, best-of-N) sees the real inputs
+    assert torch.equal(seen[-1], images[:, :-1])
+
+
+def test_input_noise_out_of_range_is_one_line(train_tiny):
+    result = train_tiny("--model.init_args.input_noise=1.5", check=False)
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == (
+        "error: model.input_noise: must be in [0, 1), got 1.5"
+    )
