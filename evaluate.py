@@ -1,11 +1,15 @@
 """Measure what the course measures, on the dev split: FID, PDR, pixel accuracy, bits per pixel.
 
-A model: ``python evaluate.py --config configs/gpt2.yaml --classifier CLASSIFIER.ckpt [--ckpt_path ...]``
+A model: ``python evaluate.py --config configs/gpt2.yaml [--classifier CLASSIFIER.ckpt] [--ckpt_path ...]``
 completes the 80 dev prefixes with the config's ``decoding`` (override with
 ``--model.init_args.decoding.do_sample=true`` and friends) using the newest run's best checkpoint
 unless ``--ckpt_path`` says otherwise.
-A file: ``python evaluate.py --images FILE --classifier CLASSIFIER.ckpt [--reference dev.txt]``
+A file: ``python evaluate.py --images FILE [--reference dev.txt] [--classifier CLASSIFIER.ckpt]``
 scores any file of full images against real ones. Both print a table and JSON (``--json_out``).
+
+FID is Inception's (the course's features, offline after ``pip install -r requirements.txt``),
+printed beside its reference points: a nearest-neighbour copy from the training images and real
+training images (``evaluation/references.py``). A classifier adds PDR and the classifier-feature FID.
 """
 
 import json
@@ -16,16 +20,16 @@ from jsonargparse import ArgumentParser
 
 from cli import PixelCLI
 from datamodules.pokemon import SHIPPED_DATA
-from datamodules.pixel_files import PixelFormatError, atomic_write_bytes, read_images, write_images
-from evaluation.scoring import evaluate_model, image_quality, load_classifier, table
-from evaluation.metrics import FeatureKind, FeaturesUnavailable, InceptionResize
+from datamodules.pixel_files import PixelFormatError, atomic_write_bytes, read_images, read_palette, write_images
+from evaluation.scoring import CLASSIFIER_HINT, QualityJudge, evaluate_model, load_classifier, table
+from evaluation.metrics import FeatureKind, FeaturesUnavailable
+
+SEQ_LEN = 400  # --images files hold full 20 x 20 images
 
 
 def add_scoring_arguments(parser: ArgumentParser) -> None:
-    parser.add_argument("--classifier", type=str, required=True, help="PokemonClassifier checkpoint (PDR, classifier FID features).")
-    parser.add_argument("--features", type=FeatureKind, default="classifier", help="FID features: classifier (offline) or inception (torch-fidelity).")
-    parser.add_argument("--inception_weights", type=str | None, default=None, help="Local Inception-v3 weights for --features inception.")
-    parser.add_argument("--inception_resize", type=InceptionResize, default="bilinear", help="20 -> 299 px for Inception: torchmetrics' bilinear, or nearest.")
+    parser.add_argument("--classifier", type=str | None, default=None, help="PokemonClassifier checkpoint: adds PDR and the classifier-feature FID.")  # fmt: skip
+    parser.add_argument("--features", type=FeatureKind, default="inception", help="Features of the headline FID: inception (the course's) or classifier.")  # fmt: skip
     parser.add_argument("--json_out", type=str | None, default=None, help="Also write the results as JSON to this file.")
     parser.add_argument("--completions_out", type=str | None, default=None, help="Write the dev completions here (a classifier's negatives_file).")  # fmt: skip
 
@@ -41,18 +45,18 @@ class EvaluateCLI(PixelCLI):
         add_scoring_arguments(parser)
 
 
-def fid_options(config) -> dict:
-    return {"features": config.features, "inception_weights": config.inception_weights, "inception_resize": config.inception_resize}
-
-
 def evaluate_checkpoint(args: list[str] | None) -> tuple[dict, str | None]:
     cli = EvaluateCLI(args)
     config, model, data = cli.config, cli.model, cli.datamodule
     model.load_state_dict(torch.load(config.ckpt_path, map_location="cpu", weights_only=False)["state_dict"])
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     data.setup("validate")
-    classifier = load_classifier(config.classifier, model.device)
-    results, completions = evaluate_model(model.eval(), data.splits["dev"], classifier, model.decoding, **fid_options(config))
+    classifier = load_classifier(config.classifier, model.device) if config.classifier else None
+    judge = QualityJudge(
+        data.splits["dev"], data.palette, data.splits["train"], model.hparams.prefix_len, classifier,
+        config.features, data.image_height, data.image_width, model.device,
+    )  # fmt: skip
+    results, completions = evaluate_model(model.eval(), judge, model.decoding)
     if config.completions_out:
         write_images(config.completions_out, completions)
     return {"checkpoint": config.ckpt_path, "classifier": config.classifier, **results}, config.json_out
@@ -61,13 +65,16 @@ def evaluate_checkpoint(args: list[str] | None) -> tuple[dict, str | None]:
 def evaluate_files(args: list[str] | None) -> tuple[dict, str | None]:
     parser = ArgumentParser(description="Score a file of full images against real ones.")
     parser.add_argument("--images", type=str, required=True, help="Images to score, one per line (e.g. completions).")
-    parser.add_argument("--reference", type=str, default=str(SHIPPED_DATA / "dev.txt"), help="Real images to compare with (default: the shipped dev split).")
+    parser.add_argument("--reference", type=str, default=str(SHIPPED_DATA / "dev.txt"), help="Real images to compare with (default: the shipped dev split).")  # fmt: skip
+    parser.add_argument("--data_dir", type=str, default=str(SHIPPED_DATA), help="Folder whose colormap.txt renders the images and whose train.txt gives the reference points.")  # fmt: skip
+    parser.add_argument("--prefix_len", type=int, default=240, help="Pixels of each reference image the nearest-neighbour reference keeps.")  # fmt: skip
     add_scoring_arguments(parser)
     config = parser.parse_args(args)
-    classifier = load_classifier(config.classifier)
-    vocab, length = classifier.hparams.vocab_size, classifier.hparams.seq_len
-    images, reference = (read_images(path, length, vocab) for path in (config.images, config.reference))
-    results = image_quality(images, reference, classifier, **fid_options(config))
+    classifier = load_classifier(config.classifier) if config.classifier else None
+    palette = read_palette(f"{config.data_dir}/colormap.txt")
+    images, reference, train = (read_images(path, SEQ_LEN, len(palette)) for path in (config.images, config.reference, f"{config.data_dir}/train.txt"))  # fmt: skip
+    judge = QualityJudge(reference, palette, train, config.prefix_len, classifier, config.features)
+    results = judge(images)
     return {"images": config.images, "reference": config.reference, "classifier": config.classifier, **results}, config.json_out
 
 
@@ -78,6 +85,8 @@ def main(args: list[str] | None = None) -> None:
         results, json_out = (evaluate_files if by_file else evaluate_checkpoint)(args)
     except (FeaturesUnavailable, FileNotFoundError, PixelFormatError, ValueError) as error:
         sys.exit(f"evaluate.py: error: {error}")  # one line saying what to fix, not a traceback
+    if results["classifier"] is None:
+        print(CLASSIFIER_HINT)
     print(table(results))
     print(json.dumps(results))
     if json_out:

@@ -2,17 +2,28 @@
 
 ``score_images`` (images → classifier probabilities) is the one place that runs the judge, so
 best-of-N reranking can call it on N candidates per prefix and keep the likeliest Pokémon.
+:class:`QualityJudge` holds one reference set's FID features, so many generated sets (decodings,
+runs, the reference points of :mod:`evaluation.references`) are compared with it at the cost of
+featurising the reference once.
 """
 
 import json
 import math
+import time
 from pathlib import Path
 
 import torch
 
+from datamodules.render import to_rgb
 from lightning_modules.classifier import PokemonClassifier
 from lightning_modules.decoding import Decoding
-from evaluation.metrics import FeatureKind, InceptionResize, PokemonDetectionRate, build_fid
+from evaluation.metrics import FeatureKind, PokemonDetectionRate, build_fid
+from evaluation.references import REFERENCE_NOTES, reference_sets
+
+CLASSIFIER_HINT = (
+    "no --classifier: PDR and the classifier-feature FID are skipped; train a classifier with "
+    "`python train.py --config configs/classifier.yaml` and pass --classifier runs/classifier/version_0/checkpoints/best.ckpt"
+)
 
 
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> PokemonClassifier:
@@ -32,26 +43,90 @@ def score_images(classifier: PokemonClassifier, images: torch.Tensor, batch_size
     return torch.cat([classifier.probability(chunk).cpu() for chunk in images.split(batch_size)])
 
 
-def image_quality(
-    generated: torch.Tensor,
-    reference: torch.Tensor,
-    classifier: PokemonClassifier,
-    features: FeatureKind = "classifier",
-    inception_weights: str | None = None,
-    inception_resize: InceptionResize = "bilinear",
-) -> dict:
-    """FID of ``generated`` against ``reference`` and the PDR of ``generated`` (palette-index images).
+class QualityJudge:
+    """FIDs (and, with a classifier, PDR) of palette-index image sets against one set of real images.
 
-    Both sets are rendered with the classifier's palette. The result names the features used.
+    ``fid`` uses ``features`` (Inception by default); with a classifier and Inception features,
+    ``fid_classifier`` is the classifier-feature FID beside it. Every FID comes with its reference
+    points (``fid_ref_nearest``, ``fid_ref_real``; see :mod:`evaluation.references`), measured once
+    on the same reference images. The reference images' features are extracted once per judge.
+
+    Args:
+        reference: ``(N, seq_len)`` real images to compare with (the dev split).
+        palette: ``(vocab_size, 3)`` uint8 colours that render the images.
+        train: Training images, source of the reference points.
+        prefix_len: Pixels given before completion (the nearest-neighbour copy keeps them).
+        classifier: The PDR judge and classifier features; None skips both.
+        features: Features of the headline ``fid``: ``inception`` (the course's) or ``classifier``.
+        image_height: Rows per image.
+        image_width: Pixels per row.
+        device: Where features are computed (a classifier's device wins).
     """
-    fid, description = build_fid(features, classifier, inception_weights, inception_resize)
-    fid = fid.to(classifier.device)
-    for images, real in ((reference, True), (generated, False)):
-        for chunk in images.split(256):
-            fid.update(classifier.render(chunk), real=real)
-    pdr = PokemonDetectionRate()
-    pdr.update(score_images(classifier, generated))
-    return {"fid": float(fid.compute()), "pdr": float(pdr.compute()), "features": description, "num_images": len(generated)}
+
+    def __init__(
+        self,
+        reference: torch.Tensor,
+        palette: torch.Tensor,
+        train: torch.Tensor,
+        prefix_len: int,
+        classifier: PokemonClassifier | None = None,
+        features: FeatureKind = "inception",
+        image_height: int = 20,
+        image_width: int = 20,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.reference, self.palette, self.train, self.prefix_len = reference, palette, train, prefix_len
+        self.classifier, self.height, self.width = classifier, image_height, image_width
+        self.device = classifier.device if classifier is not None else torch.device(device)
+        kinds = {"fid": features}
+        if classifier is not None and features != "classifier":
+            kinds["fid_classifier"] = "classifier"
+        self.fids, self.descriptions = {}, {}
+        for key, kind in kinds.items():
+            metric, self.descriptions[key] = build_fid(kind, classifier, reset_real_features=False)
+            self.fids[key] = metric.to(self.device)
+            for chunk in reference.split(256):
+                self.fids[key].update(self.render(chunk), real=True)
+        self._references: dict | None = None
+
+    def render(self, images: torch.Tensor) -> torch.Tensor:
+        return to_rgb(images.to(self.device), self.palette, self.height, self.width)
+
+    def fid(self, images: torch.Tensor) -> dict[str, float]:
+        """``{"fid": ..., "fid_classifier": ...}`` of ``images`` against the reference images."""
+        scores = {}
+        for key, metric in self.fids.items():
+            metric.reset()  # forgets the previous generated set, keeps the reference's features
+            for chunk in images.split(256):
+                metric.update(self.render(chunk), real=False)
+            scores[key] = float(metric.compute())
+        return scores
+
+    def references(self) -> dict[str, float]:
+        """``fid_ref_nearest``, ``fid_ref_real`` (and the same for ``fid_classifier``), computed once."""
+        if self._references is None:
+            sets = reference_sets(self.reference, self.train, self.prefix_len, self.palette)
+            scores = {name: self.fid(images) for name, images in sets.items()}
+            self._references = {f"{key}_ref_{name}": scores[name][key] for key in self.fids for name in sets}
+        return self._references
+
+    def __call__(self, generated: torch.Tensor) -> dict:
+        """Every FID with its reference points, PDR with a classifier, the features used, the count."""
+        scores, references = self.fid(generated), self.references()
+        results = {}
+        for key, value in scores.items():
+            results[key] = value
+            results.update({name: ref for name, ref in references.items() if name.startswith(f"{key}_ref_")})
+        if self.classifier is not None:
+            pdr = PokemonDetectionRate()
+            pdr.update(score_images(self.classifier, generated))
+            results["pdr"] = float(pdr.compute())
+        results["features"] = self.descriptions["fid"]
+        if "fid_classifier" in self.descriptions:
+            results["features_classifier"] = self.descriptions["fid_classifier"]
+        results["num_images"] = len(generated)
+        results["num_reference_images"] = len(self.reference)
+        return results
 
 
 @torch.no_grad()
@@ -75,16 +150,17 @@ def bits_per_pixel(model, images: torch.Tensor, prefix_len: int, batch_size: int
     return float(torch.cat(losses).mean() / math.log(2))
 
 
-def evaluate_model(
-    model, dev: torch.Tensor, classifier: PokemonClassifier, decoding: Decoding, **fid_options
-) -> tuple[dict, torch.Tensor]:
-    """Completes the dev prefixes with ``decoding``; returns their scores against the dev images, and them."""
-    prefix_len = model.hparams.prefix_len
+def evaluate_model(model, judge: QualityJudge, decoding: Decoding) -> tuple[dict, torch.Tensor]:
+    """Completes the prefixes of the judge's reference images (the dev split) with ``decoding``; their scores, and them."""
+    dev, prefix_len = judge.reference, model.hparams.prefix_len
+    start = time.perf_counter()
     completions = complete_prefixes(model, dev[:, :prefix_len], decoding)
-    results = image_quality(completions, dev, classifier, **fid_options)
+    decode_s = time.perf_counter() - start  # decoding alone: Inception features take far longer on a CPU
+    results = judge(completions)
     results["pixel_accuracy"] = float((completions[:, prefix_len:] == dev[:, prefix_len:]).float().mean())
     results["bits_per_pixel"] = bits_per_pixel(model, dev, prefix_len)
     results["decoding"] = vars(decoding)
+    results["decode_s"] = decode_s
     return results, completions
 
 
@@ -99,10 +175,11 @@ def classifier_scorer(path: str | Path):
 
 
 def table(results: dict) -> str:
-    """The results as aligned ``name  value`` lines, numbers with 4 decimals."""
+    """The results as aligned ``name  value`` lines, numbers with 4 decimals, reference points explained."""
     width = max(map(len, results))
     lines = []
     for name, value in results.items():
         shown = f"{value:.4f}" if isinstance(value, float) else json.dumps(value) if isinstance(value, dict) else value
-        lines.append(f"{name:<{width}}  {shown}")
+        note = next((note for kind, note in REFERENCE_NOTES.items() if name.endswith(f"_ref_{kind}")), None)
+        lines.append(f"{name:<{width}}  {shown}" + (f"  <- {note}" if note else ""))
     return "\n".join(lines)
