@@ -1,5 +1,6 @@
-"""The benches run end to end: bench/speed.py's table and JSON (with the project's greedy completions equal to
-the course's), and bench/flops.py's count against a hand count and torch's FlopCounterMode."""
+"""The benches run end to end: bench/speed.py's tables and JSON (with the project's greedy completions equal to
+the course's, and the model FLOP utilisation), bench/flops.py's count against a hand count and torch's
+FlopCounterMode."""
 
 import json
 import os
@@ -24,13 +25,31 @@ def test_speed_bench_prints_table_and_json(tmp_path):
     report = tmp_path / "speed.json"
     args = ("--configs", str(TINY), "--quick", "--warmup", "1", "--steps", "2", "--threads", "1", "--device", "cpu")
     result = run_script("bench/speed.py", *args, "--json", str(report))
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| tiny |")]
+    speed, utilisation = result.stdout.split("Model FLOP utilisation")
+    rows = [line for line in speed.splitlines() if line.startswith("| tiny |")]
     assert [row.split(" | ")[1] for row in rows] == ["training tokens/s", "generate 80, greedy (outputs identical: True)", "generate 80, sampled"]
     saved = json.loads(report.read_text())
     assert saved["device"].endswith(f", {os.cpu_count()} cores") and "Device: " + saved["device"] in result.stdout
     median = saved["results"][0]["median"]
     assert median["train_project"]["tokens"] == median["train_course"]["tokens"] == 2 * 8 * 399  # 2 steps of 8 images
     assert all(median[name]["greedy_s"] > 0 for name in ("generate_project", "generate_course"))
+    mfu = saved["results"][0]["mfu"]
+    assert mfu["flops_per_token"] == 111072  # the hand count of test_training_flops_per_token_hand_count
+    for key in ("achieved_gflops", "fp32_peak_gflops", "bf16_peak_gflops", "mfu_fp32", "mfu_bf16"):
+        assert mfu[key] > 0, key
+    assert mfu["tokens_per_s"] == median["train_project"]["tokens_per_s"]
+    assert mfu["achieved_gflops"] == pytest.approx(mfu["tokens_per_s"] * 111072 / 1e9)
+    assert mfu["mfu_fp32"] == pytest.approx(mfu["achieved_gflops"] / mfu["fp32_peak_gflops"])
+    assert mfu["shapes"] == {"mlp": [8 * 399, 16, 64], "lm_head": [8 * 399, 16, 167]}
+    peaks = median["matmul_peak"]
+    for dtype in ("fp32", "bf16"):
+        measured = [peaks[f"{dtype}_{shape}_gflops"] for shape in ("mlp", "lm_head", "square")]
+        assert min(measured) > 0 and peaks[f"{dtype}_peak_gflops"] == max(measured)
+        assert 256 <= peaks[f"{dtype}_square_size"] <= 2048
+    row = next(line for line in utilisation.splitlines() if line.startswith("| tiny |")).strip("| ").split(" | ")
+    assert row[0] == "tiny" and row[1] == "0.11" and row[6].endswith("%") and row[7].endswith("%")
+    assert float(row[3]) > 0 and float(row[4]) > 0 and float(row[5]) > 0
+    assert "| config | MFLOPs/token (fwd+bwd) | tokens/s (project) | GFLOP/s achieved | fp32 matmul GFLOP/s peak" in utilisation
 
 
 def tiny_model(model_type: str = "gpt2", model_config: dict | None = None) -> PixelLM:
