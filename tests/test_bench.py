@@ -1,6 +1,6 @@
 """The benches run end to end: bench/speed.py's tables and JSON (with the project's greedy completions equal to
 the course's, and the model FLOP utilisation), bench/flops.py's count against a hand count and torch's
-FlopCounterMode."""
+FlopCounterMode, and bench/time_to_quality.py on two tiny recipes."""
 
 import json
 import os
@@ -11,6 +11,7 @@ import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.flops import forward_flops_per_token, hf_model, is_matmul_weight, training_flops_per_token
+from bench.time_to_quality import Recipe, analyse
 from conftest import ROOT, TINY, run_script
 from lightning_modules import PixelLM
 
@@ -98,3 +99,70 @@ def test_flop_count_covers_every_weight_matrix_of_shipped_configs(name):
     parts = forward_flops_per_token(model)
     weights = sum(module.weight.numel() for module in hf_model(model).modules() if is_matmul_weight(module))
     assert parts["attention_projections"] + parts["mlp"] + parts["lm_head"] == 2 * weights
+
+
+def test_time_to_quality_levels_and_ratios():
+    def recipe(name, points, end):
+        records = [{"elapsed_s": 60 * minutes, "epoch": 0, "step": 0, "val/bits_per_pixel": bits} for minutes, bits in points]
+        return Recipe(name, "c.yaml", [], records=[*records, {"elapsed_s": 60 * end, "event": "fit_end"}])
+
+    old = recipe("old", [(1, 2.5), (2, 2.2), (4, 2.0)], end=5)
+    new = recipe("new", [(1, 2.1), (2, 1.9)], end=2.5)
+    report = analyse([old, new], None)
+    assert report["levels"] == [2.2, 2.1, 2.04, 2.0]  # the reference's best, and 2, 5 and 10 % above it
+    rows = {row["recipe"]: row for row in report["recipes"]}
+    assert rows["old"]["minutes_to_level"] == {"2.2": 2, "2.1": 4, "2.04": 4, "2": 4}
+    assert rows["new"]["minutes_to_level"] == {"2.2": 1, "2.1": 1, "2.04": 2, "2": 2}
+    assert rows["new"]["ratio_to_reference"] == {"2.2": 0.5, "2.1": 0.25, "2.04": 0.5, "2": 0.5}
+    assert rows["new"]["training_minutes_ratio"] == 0.5 and rows["new"]["best_bits_per_pixel"] == 1.9
+    report = analyse([old, new], [1.95])
+    assert report["recipes"][0]["minutes_to_level"] == {"1.95": None} and report["recipes"][0]["ratio_to_reference"] == {"1.95": None}
+
+
+def ttq_table(stdout: str) -> dict[str, list[str]]:
+    rows = [line.strip("| ").split(" | ") for line in stdout.splitlines() if line.startswith("| ")]
+    return {row[0]: row for row in rows[1:]}
+
+
+@pytest.mark.slow  # two train.py processes
+def test_time_to_quality_two_recipes_end_to_end(tmp_path, small_data):
+    out = tmp_path / "ttq"
+    recipes = ("--recipe", f"low={TINY}", "--recipe", f"high={TINY} --model.init_args.lr=1e-2")
+    common = ("--", "--data.data_dir", str(small_data), "--trainer.max_steps=12")  # 2 epochs of 6 steps
+    result = run_script("bench/time_to_quality.py", "--out", str(out), *recipes, "--levels", "7.3", "1.0", *common)
+    rows = ttq_table(result.stdout)
+    header = next(line for line in result.stdout.splitlines() if line.startswith("| recipe"))
+    assert header == "| recipe | training min | best dev bits/pixel | min to <= 7.3 | min to <= 1 |"
+    assert list(rows) == ["low", "high"]
+    for name, row in rows.items():
+        assert float(row[1].split()[0]) > 0 and 0 < float(row[2]) < 7.4 and row[4] == "not reached"
+        assert (out / name / "version_0" / "validation_log.jsonl").is_file() and (out / f"{name}.log").is_file()
+    assert rows["high"][1].endswith("x)") and not rows["low"][1].endswith("x)")
+    saved = json.loads((out / "time_to_quality.json").read_text())
+    assert saved["reference"] == "low" and saved["levels"] == [7.3, 1.0]
+    for row in saved["recipes"]:
+        assert [record["epoch"] for record in row["validations"]] == [0, 1]  # validation every epoch
+        assert row["training_minutes"] >= row["validations"][-1]["elapsed_s"] / 60 > 0
+        assert row["returncode"] == 0
+    high = saved["recipes"][1]
+    assert high["args"] == ["--model.init_args.lr=1e-2"]
+    assert yaml.safe_load((out / "high" / "version_0" / "config.yaml").read_text())["model"]["init_args"]["lr"] == 1e-2
+
+
+@pytest.mark.slow  # trains a classifier and a recipe
+def test_time_to_quality_scores_best_checkpoints_with_a_judge(tmp_path, small_data):
+    judge = tmp_path / "judge"
+    run_script(
+        "train.py", "--config", str(ROOT / "configs/classifier.yaml"),
+        "--trainer.default_root_dir", str(judge), "--data.data_dir", str(small_data),
+        "--trainer.max_epochs=-1", "--trainer.max_steps=4", "--trainer.max_time=null", "--trainer.logger=false",
+    )  # fmt: skip
+    out = tmp_path / "ttq"
+    judge_ckpt = judge / "version_0" / "checkpoints" / "last.ckpt"
+    common = ("--", "--data.data_dir", str(small_data), "--trainer.max_steps=6")
+    result = run_script("bench/time_to_quality.py", "--out", str(out), "--recipe", f"only={TINY}", "--judge", str(judge_ckpt), *common)
+    row = ttq_table(result.stdout)["only"]
+    assert len(row) == 3 + 4 + 2  # the default levels, then FID and PDR
+    quality = json.loads((out / "time_to_quality.json").read_text())["recipes"][0]["quality"]
+    assert quality["checkpoint"] == str(out / "only" / "version_0" / "checkpoints" / "best.ckpt")
+    assert quality["fid"] == pytest.approx(float(row[-2]), abs=0.06) and 0 <= quality["pdr"] <= 1
