@@ -210,7 +210,8 @@ def table(report: dict, shared: bool) -> str:
         "|" + "---|" * len(header),
     ]
     for index, row in enumerate(report["recipes"]):
-        cells = [row["recipe"], minutes_cell(row["training_minutes"], row["training_minutes_ratio"], index)]
+        total = row["training_minutes"]  # None: the run wrote no validation (it failed early)
+        cells = [row["recipe"], minutes_cell(total, row["training_minutes_ratio"], index) if total is not None else "-"]
         best = row["best_bits_per_pixel"]
         cells.append(f"{best:.4f}" if best is not None else "-")
         cells += [minutes_cell(row["minutes_to_level"][level], row["ratio_to_reference"][level], index) for level in levels]
