@@ -15,6 +15,12 @@ leaves out each epoch's first step, whose interval holds the epoch end (validati
   filled in place, inference mode).
 - generate, course: batches of 16, ``model.generate(..., max_length=400)`` per batch.
 Both generators use the same (untrained, seeded) weights, or ``--ckpt``'s; greedy outputs must match.
+- matmul peak: ``torch.matmul`` throughput, fp32 and bf16, on the config's largest training products (the MLP's
+  ``(batch*399, hidden) @ (hidden, intermediate)`` and the lm head's ``(batch*399, hidden) @ (hidden, vocab)``)
+  and a square reference (2048 on a CPU, 4096 on a GPU; smaller where one product would take over a second,
+  as bf16 does on CPUs without bf16 instructions); the best of them is the peak. A second table sets the
+  project's training FLOP/s (``bench/flops.py``: forward + backward of every matmul) against it: the model
+  FLOP utilisation (MFU).
 
 ``--device cuda`` (the default when a GPU is visible) runs every variant on the GPU: the project through
 ``--trainer.accelerator=gpu``, the course code by moving its model and batches there; clocks synchronize
@@ -211,11 +217,80 @@ def time_modes(complete, args) -> dict:
     return result
 
 
+def matmul_shapes(config: dict) -> dict[str, tuple[int, int, int]]:
+    """``(m, k, n)`` of the config's largest training products: the MLP's and the lm head's, over a batch."""
+    from bench.flops import mlp_width
+
+    model = build_model(config, None).model.config
+    rows = config["data"].get("batch_size", 16) * 399
+    return {"mlp": (rows, model.hidden_size, mlp_width(model)), "lm_head": (rows, model.hidden_size, model.vocab_size)}
+
+
+def matmul_gflops(m: int, k: int, n: int, dtype, device: str, min_seconds: float, readings: int) -> float:
+    """Best GFLOP/s of ``torch.matmul`` on ``(m, k) @ (k, n)`` over at least ``readings`` readings and ``min_seconds``."""
+    import torch
+
+    a, b = torch.randn(m, k, device=device).to(dtype), torch.randn(k, n, device=device).to(dtype)
+    out = torch.matmul(a, b)  # warm-up: allocation, kernel choice
+
+    def seconds_each(reps: int) -> float:
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(reps):
+            torch.matmul(a, b, out=out)
+        synchronize(device)
+        return (time.perf_counter() - start) / reps
+
+    reps, best = 1, seconds_each(1)
+    while best * reps < 0.01 and reps < 4096:  # short products: several per reading (clock resolution, GPU launches)
+        reps *= 4
+        best = seconds_each(reps)
+    spent, count = best * reps, 1
+    while count < readings or spent < min_seconds:
+        each = seconds_each(reps)
+        best, spent, count = min(best, each), spent + each * reps, count + 1
+    return 2 * m * k * n / best / 1e9
+
+
+def square_size(dtype, device: str, target: int, max_product_s: float = 1.0) -> int:
+    """The square reference's size: doubled from 256 up to ``target`` while one product stays under ``max_product_s``."""
+    import torch
+
+    size = 256
+    while size < target:
+        a = torch.randn(size, size, device=device).to(dtype)
+        torch.matmul(a, a)
+        synchronize(device)
+        start = time.perf_counter()
+        torch.matmul(a, a)
+        synchronize(device)
+        if 8 * (time.perf_counter() - start) > max_product_s:  # twice the size, eight times the work
+            break
+        size *= 2
+    return size
+
+
+def matmul_peak(args) -> dict:
+    import torch
+
+    shapes = matmul_shapes(load_config(args.config))
+    min_seconds, readings = (0.2, 2) if args.quick else (1.0, 3)
+    result = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        size = square_size(dtype, args.device, 4096 if args.device == "cuda" else 2048)
+        result[f"{name}_square_size"] = size
+        for shape_name, shape in {**shapes, "square": (size, size, size)}.items():
+            result[f"{name}_{shape_name}_gflops"] = matmul_gflops(*shape, dtype, args.device, min_seconds, readings)
+        result[f"{name}_peak_gflops"] = max(result[f"{name}_{shape}_gflops"] for shape in (*shapes, "square"))
+    return result
+
+
 WORKERS = {
     "train_project": train_project,
     "train_course": train_course,
     "generate_project": generate_project,
     "generate_course": generate_course,
+    "matmul_peak": matmul_peak,
 }
 
 
@@ -236,6 +311,8 @@ def spawn(worker: str, args, **extra) -> dict:
     command += ["--warmup", str(args.warmup), "--steps", str(args.steps), "--device", args.device]
     if args.ckpt:
         command += ["--ckpt", args.ckpt]
+    if args.quick:
+        command += ["--quick"]
     for key, value in extra.items():
         command += [f"--{key}", str(value)]
     # WANDB_MODE offline: what train.py does when nobody is logged in, without touching the network.
@@ -256,7 +333,7 @@ def bench_config(args) -> dict:
     same_greedy = True
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):
-            for name in ("train_project", "train_course"):
+            for name in ("train_project", "train_course", "matmul_peak"):
                 raw[name].append(spawn(name, args))
             outs = {name: Path(tmp) / f"{name}_{repeat}.pt" for name in ("generate_project", "generate_course")}
             for name, out in outs.items():
@@ -264,7 +341,31 @@ def bench_config(args) -> dict:
             same_greedy &= torch.equal(*(torch.load(out) for out in outs.values()))
             print(f"  {Path(args.config).stem}: repeat {repeat + 1}/{args.repeats} done", file=sys.stderr, flush=True)
     median = {name: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for name, runs in raw.items()}
-    return {"config": args.config, "median": median, "raw": raw, "greedy_identical": same_greedy}
+    result = {"config": args.config, "median": median, "raw": raw, "greedy_identical": same_greedy}
+    return {**result, "mfu": utilisation(args.config, median)}
+
+
+def utilisation(config_path: str, median: dict) -> dict:
+    """The project's training FLOP/s (median tokens/s x FLOPs per token) as a share of the median matmul peaks."""
+    from bench.flops import forward_flops_per_token, training_flops_per_token
+
+    config = load_config(config_path)
+    model = build_model(config, None)
+    flops = training_flops_per_token(model)
+    achieved = median["train_project"]["tokens_per_s"] * flops / 1e9
+    peaks = median["matmul_peak"]
+    return {
+        "flops_per_token": flops,  # forward + backward, full attention context
+        "flops_per_token_causal": training_flops_per_token(model, context="causal"),
+        "forward_flops_per_token": forward_flops_per_token(model),
+        "tokens_per_s": median["train_project"]["tokens_per_s"],
+        "achieved_gflops": achieved,
+        "fp32_peak_gflops": peaks["fp32_peak_gflops"],
+        "bf16_peak_gflops": peaks["bf16_peak_gflops"],
+        "mfu_fp32": achieved / peaks["fp32_peak_gflops"],
+        "mfu_bf16": achieved / peaks["bf16_peak_gflops"],
+        "shapes": {name: list(shape) for name, shape in matmul_shapes(config).items()},
+    }
 
 
 def table(results: list[dict], args) -> str:
@@ -296,6 +397,35 @@ def table(results: list[dict], args) -> str:
     return "\n".join(rows)
 
 
+def mfu_table(results: list[dict]) -> str:
+    """Training FLOP/s of the project against the matmul peaks measured in the same run."""
+    rows = [
+        "Model FLOP utilisation: training FLOPs per token (forward + backward of every matmul, full attention "
+        "context; bench/flops.py) x the project's tokens/s, against the best torch.matmul GFLOP/s of the config's "
+        "MLP and lm-head products and a square reference, measured in the same run at the same threads.",
+        "",
+        "| config | MFLOPs/token (fwd+bwd) | tokens/s (project) | GFLOP/s achieved | fp32 matmul GFLOP/s peak "
+        "| bf16 matmul GFLOP/s peak | MFU vs fp32 | MFU vs bf16 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    notes = []
+    for result in results:
+        u, peaks, name = result["mfu"], result["median"]["matmul_peak"], Path(result["config"]).stem
+        rows.append(
+            f"| {name} | {u['flops_per_token'] / 1e6:.2f} | {u['tokens_per_s']:,.0f} | {u['achieved_gflops']:.1f} | "
+            f"{u['fp32_peak_gflops']:.1f} | {u['bf16_peak_gflops']:.1f} | {u['mfu_fp32']:.1%} | {u['mfu_bf16']:.1%} |"
+        )
+        shapes = {shape: "x".join(map(str, mkn)) for shape, mkn in u["shapes"].items()}
+        for dtype in ("fp32", "bf16"):
+            size = int(peaks[f"{dtype}_square_size"])
+            measured = ", ".join(
+                f"{shape} {label} {peaks[f'{dtype}_{shape}_gflops']:.1f}"
+                for shape, label in (*shapes.items(), ("square", f"{size}x{size}x{size}"))
+            )
+            notes.append(f"{name} {dtype} GFLOP/s (m x k x n): {measured}")
+    return "\n".join([*rows, "", *notes])
+
+
 def memory(result: dict) -> str:
     """Peak RSS of a worker, and its peak GPU memory when it ran on one."""
     gpu = f", GPU {result['peak_gpu_mb']:.0f} MB" if "peak_gpu_mb" in result else ""
@@ -315,7 +445,7 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per variant (median shown)")
     parser.add_argument("--warmup", type=int, default=3, help="training steps before timing starts")
     parser.add_argument("--steps", type=int, help="timed training steps (default 20; 8 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="one repeat, 8 timed steps")
+    parser.add_argument("--quick", action="store_true", help="one repeat, 8 timed steps, shorter matmul timings")
     parser.add_argument("--ckpt", help="a PixelLM checkpoint for generation (default: untrained seeded weights)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: cuda when visible")
     parser.add_argument("--json", help="also write the results here")
@@ -345,6 +475,8 @@ def main(argv=None) -> None:
         args.config = config
         results.append(bench_config(args))
     print(table(results, args))
+    print()
+    print(mfu_table(results))
     report = {"device": args.device_name, "threads": args.threads, "repeats": args.repeats, "warmup": args.warmup}
     report["steps"] = args.steps
     report["load_average_before"] = args.load

@@ -1,11 +1,24 @@
-"""bench/speed.py runs end to end: a table, the JSON, and the project's greedy completions equal to the course's."""
+"""The benches run end to end: bench/speed.py's tables and JSON (with the project's greedy completions equal to
+the course's, and the model FLOP utilisation), bench/flops.py's count against a hand count and torch's
+FlopCounterMode, and bench/time_to_quality.py on two tiny recipes."""
 
 import json
 import os
 
 import pytest
+import torch
+import yaml
+from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import TINY, run_script
+from bench.flops import forward_flops_per_token, hf_model, is_matmul_weight, training_flops_per_token
+from bench.time_to_quality import Recipe, analyse
+from conftest import ROOT, TINY, run_script
+from lightning_modules import PixelLM
+
+TINY_LLAMA = {  # grouped-query attention and a gated MLP, as configs/llama.yaml, at the tiny config's size
+    "hidden_size": 16, "intermediate_size": 40, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "num_key_value_heads": 2, "attention_dropout": 0.1,
+}  # fmt: skip
 
 
 @pytest.mark.slow  # four fresh worker processes
@@ -13,10 +26,143 @@ def test_speed_bench_prints_table_and_json(tmp_path):
     report = tmp_path / "speed.json"
     args = ("--configs", str(TINY), "--quick", "--warmup", "1", "--steps", "2", "--threads", "1", "--device", "cpu")
     result = run_script("bench/speed.py", *args, "--json", str(report))
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| tiny |")]
+    speed, utilisation = result.stdout.split("Model FLOP utilisation")
+    rows = [line for line in speed.splitlines() if line.startswith("| tiny |")]
     assert [row.split(" | ")[1] for row in rows] == ["training tokens/s", "generate 80, greedy (outputs identical: True)", "generate 80, sampled"]
     saved = json.loads(report.read_text())
     assert saved["device"].endswith(f", {os.cpu_count()} cores") and "Device: " + saved["device"] in result.stdout
     median = saved["results"][0]["median"]
     assert median["train_project"]["tokens"] == median["train_course"]["tokens"] == 2 * 8 * 399  # 2 steps of 8 images
     assert all(median[name]["greedy_s"] > 0 for name in ("generate_project", "generate_course"))
+    mfu = saved["results"][0]["mfu"]
+    assert mfu["flops_per_token"] == 111072  # the hand count of test_training_flops_per_token_hand_count
+    for key in ("achieved_gflops", "fp32_peak_gflops", "bf16_peak_gflops", "mfu_fp32", "mfu_bf16"):
+        assert mfu[key] > 0, key
+    assert mfu["tokens_per_s"] == median["train_project"]["tokens_per_s"]
+    assert mfu["achieved_gflops"] == pytest.approx(mfu["tokens_per_s"] * 111072 / 1e9)
+    assert mfu["mfu_fp32"] == pytest.approx(mfu["achieved_gflops"] / mfu["fp32_peak_gflops"])
+    assert mfu["shapes"] == {"mlp": [8 * 399, 16, 64], "lm_head": [8 * 399, 16, 167]}
+    peaks = median["matmul_peak"]
+    for dtype in ("fp32", "bf16"):
+        measured = [peaks[f"{dtype}_{shape}_gflops"] for shape in ("mlp", "lm_head", "square")]
+        assert min(measured) > 0 and peaks[f"{dtype}_peak_gflops"] == max(measured)
+        assert 256 <= peaks[f"{dtype}_square_size"] <= 2048
+    row = next(line for line in utilisation.splitlines() if line.startswith("| tiny |")).strip("| ").split(" | ")
+    assert row[0] == "tiny" and row[1] == "0.11" and row[6].endswith("%") and row[7].endswith("%")
+    assert float(row[3]) > 0 and float(row[4]) > 0 and float(row[5]) > 0
+    assert "| config | MFLOPs/token (fwd+bwd) | tokens/s (project) | GFLOP/s achieved | fp32 matmul GFLOP/s peak" in utilisation
+
+
+def tiny_model(model_type: str = "gpt2", model_config: dict | None = None) -> PixelLM:
+    args = yaml.safe_load(TINY.read_text())["model"]["init_args"]
+    torch.manual_seed(0)
+    return PixelLM(model_type=model_type, model_config=model_config or args["model_config"])
+
+
+def test_training_flops_per_token_hand_count():
+    # tiny.yaml: GPT-2, 1 layer, width 16 (2 heads of 8), MLP 4 x 16 = 64, 167 colours, 399 tokens a step.
+    weights = 4 * 16 * 16 + 2 * 16 * 64 + 16 * 167  # q, k, v, o; MLP in and out; lm head
+    scores = 2 * 16  # q @ k^T and scores @ v: 2 * heads * head_dim multiply-adds per key
+    assert training_flops_per_token(tiny_model()) == 3 * 2 * (weights + scores * 399) == 111072
+    causal_keys = sum(range(1, 400)) / 399  # position i attends to i keys: 200 on average
+    assert causal_keys == 200
+    assert training_flops_per_token(tiny_model(), context="causal") == 3 * 2 * (weights + scores * 200)
+    # Llama: 2 of 4 heads for keys and values (head size 4), three MLP matrices (gate, up, down).
+    weights = 2 * (16 * 16 * 2 + 16 * 8 * 2 + 3 * 16 * 40) + 16 * 167
+    scores = 2 * 2 * 16
+    llama = forward_flops_per_token(tiny_model("llama", TINY_LLAMA))
+    assert llama["attention_projections"] == 2 * 2 * (16 * 16 * 2 + 16 * 8 * 2) and llama["mlp"] == 2 * 2 * 3 * 16 * 40
+    assert training_flops_per_token(tiny_model("llama", TINY_LLAMA)) == 3 * 2 * (weights + scores * 399)
+
+
+@pytest.mark.parametrize("model_type, model_config", [("gpt2", None), ("llama", TINY_LLAMA)])
+def test_training_flops_match_flop_counter_mode(model_type, model_config):
+    """torch counts one real training forward and backward the same, to the FLOP: its matmuls (mm, addmm)
+    and the attention, which runs as bmm on a full masked score matrix on a CPU when attention dropout is on
+    (as in every shipped config). Neither counts element-wise work; without attention dropout the CPU's
+    fused attention kernel runs, which FlopCounterMode does not count, and on a GPU it counts the fused
+    kernels' backward with its recomputed scores (3.5x the forward, not 3x)."""
+    model = tiny_model(model_type, model_config)
+    images = torch.randint(0, 167, (2, 400), generator=torch.Generator().manual_seed(0))
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.token_losses(images, reduction="mean").backward()
+    counted = counter.get_total_flops() / (2 * 399)
+    assert counted == pytest.approx(training_flops_per_token(model), rel=0.02)
+
+
+@pytest.mark.parametrize("name", ["gpt2_sample", "gpt2", "llama", "mistral", "qwen2", "qwen3"])
+def test_flop_count_covers_every_weight_matrix_of_shipped_configs(name):
+    """The count from the config's keys (heads, key/value heads, head size, MLP width) names every weight matrix."""
+    args = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())["model"]["init_args"]
+    model = PixelLM(model_type=args["model_type"], model_config=args["model_config"])
+    parts = forward_flops_per_token(model)
+    weights = sum(module.weight.numel() for module in hf_model(model).modules() if is_matmul_weight(module))
+    assert parts["attention_projections"] + parts["mlp"] + parts["lm_head"] == 2 * weights
+
+
+def test_time_to_quality_levels_and_ratios():
+    def recipe(name, points, end):
+        records = [{"elapsed_s": 60 * minutes, "epoch": 0, "step": 0, "val/bits_per_pixel": bits} for minutes, bits in points]
+        return Recipe(name, "c.yaml", [], records=[*records, {"elapsed_s": 60 * end, "event": "fit_end"}])
+
+    old = recipe("old", [(1, 2.5), (2, 2.2), (4, 2.0)], end=5)
+    new = recipe("new", [(1, 2.1), (2, 1.9)], end=2.5)
+    report = analyse([old, new], None)
+    assert report["levels"] == [2.2, 2.1, 2.04, 2.0]  # the reference's best, and 2, 5 and 10 % above it
+    rows = {row["recipe"]: row for row in report["recipes"]}
+    assert rows["old"]["minutes_to_level"] == {"2.2": 2, "2.1": 4, "2.04": 4, "2": 4}
+    assert rows["new"]["minutes_to_level"] == {"2.2": 1, "2.1": 1, "2.04": 2, "2": 2}
+    assert rows["new"]["ratio_to_reference"] == {"2.2": 0.5, "2.1": 0.25, "2.04": 0.5, "2": 0.5}
+    assert rows["new"]["training_minutes_ratio"] == 0.5 and rows["new"]["best_bits_per_pixel"] == 1.9
+    report = analyse([old, new], [1.95])
+    assert report["recipes"][0]["minutes_to_level"] == {"1.95": None} and report["recipes"][0]["ratio_to_reference"] == {"1.95": None}
+
+
+def ttq_table(stdout: str) -> dict[str, list[str]]:
+    rows = [line.strip("| ").split(" | ") for line in stdout.splitlines() if line.startswith("| ")]
+    return {row[0]: row for row in rows[1:]}
+
+
+@pytest.mark.slow  # two train.py processes
+def test_time_to_quality_two_recipes_end_to_end(tmp_path, small_data):
+    out = tmp_path / "ttq"
+    recipes = ("--recipe", f"low={TINY}", "--recipe", f"high={TINY} --model.init_args.lr=1e-2")
+    common = ("--", "--data.data_dir", str(small_data), "--trainer.max_steps=12")  # 2 epochs of 6 steps
+    result = run_script("bench/time_to_quality.py", "--out", str(out), *recipes, "--levels", "7.3", "1.0", *common)
+    rows = ttq_table(result.stdout)
+    header = next(line for line in result.stdout.splitlines() if line.startswith("| recipe"))
+    assert header == "| recipe | training min | best dev bits/pixel | min to <= 7.3 | min to <= 1 |"
+    assert list(rows) == ["low", "high"]
+    for name, row in rows.items():
+        assert float(row[1].split()[0]) > 0 and 0 < float(row[2]) < 7.4 and row[4] == "not reached"
+        assert (out / name / "version_0" / "validation_log.jsonl").is_file() and (out / f"{name}.log").is_file()
+    assert rows["high"][1].endswith("x)") and not rows["low"][1].endswith("x)")
+    saved = json.loads((out / "time_to_quality.json").read_text())
+    assert saved["reference"] == "low" and saved["levels"] == [7.3, 1.0]
+    for row in saved["recipes"]:
+        assert [record["epoch"] for record in row["validations"]] == [0, 1]  # validation every epoch
+        assert row["training_minutes"] >= row["validations"][-1]["elapsed_s"] / 60 > 0
+        assert row["returncode"] == 0
+    high = saved["recipes"][1]
+    assert high["args"] == ["--model.init_args.lr=1e-2"]
+    assert yaml.safe_load((out / "high" / "version_0" / "config.yaml").read_text())["model"]["init_args"]["lr"] == 1e-2
+
+
+@pytest.mark.slow  # trains a classifier and a recipe
+def test_time_to_quality_scores_best_checkpoints_with_a_judge(tmp_path, small_data):
+    judge = tmp_path / "judge"
+    run_script(
+        "train.py", "--config", str(ROOT / "configs/classifier.yaml"),
+        "--trainer.default_root_dir", str(judge), "--data.data_dir", str(small_data),
+        "--trainer.max_epochs=-1", "--trainer.max_steps=4", "--trainer.max_time=null", "--trainer.logger=false",
+    )  # fmt: skip
+    out = tmp_path / "ttq"
+    judge_ckpt = judge / "version_0" / "checkpoints" / "last.ckpt"
+    common = ("--", "--data.data_dir", str(small_data), "--trainer.max_steps=6")
+    result = run_script("bench/time_to_quality.py", "--out", str(out), "--recipe", f"only={TINY}", "--judge", str(judge_ckpt), *common)
+    row = ttq_table(result.stdout)["only"]
+    assert len(row) == 3 + 4 + 2  # the default levels, then FID and PDR
+    quality = json.loads((out / "time_to_quality.json").read_text())["recipes"][0]["quality"]
+    assert quality["checkpoint"] == str(out / "only" / "version_0" / "checkpoints" / "best.ckpt")
+    assert quality["fid"] == pytest.approx(float(row[-2]), abs=0.06) and 0 <= quality["pdr"] <= 1
