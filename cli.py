@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Literal
 
 from jsonargparse import Namespace
-from lightning.pytorch import LightningModule
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-
+from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from checkpointing.io import AtomicCheckpointIO, CheckpointReadError
 from datamodules import PixelFormatError, PokemonDataModule
+from datamodules.pixel_files import WriteError
 from lightning_modules import PixelLM, PokemonClassifier  # noqa: F401 (short class names in configs)
 from lightning_modules.checkpoint_check import CheckpointMismatchError
 from lightning_modules.pixel_lm import NonFiniteLossError
@@ -251,6 +253,14 @@ class PixelCLI(LightningCLI):
 
             self.model.reranker = classifier_scorer(self.config.reranker)
 
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        """The trainer, saving checkpoints with :class:`AtomicCheckpointIO` unless the config names a CheckpointIO."""
+        plugins = kwargs.pop("plugins", None) or self._get(self.config_init, "trainer", default={}).get("plugins")
+        plugins = list(plugins) if isinstance(plugins, list) else [] if plugins is None else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            plugins.append(AtomicCheckpointIO())
+        return super().instantiate_trainer(plugins=plugins, **kwargs)
+
     @staticmethod
     def _fit_run(root: Path, ckpt_path: str | None) -> tuple[Path, str | None]:
         """The run folder to write to and the checkpoint to resume from."""
@@ -315,7 +325,15 @@ class ConfigError(ValueError):
     """A config value that a class rejected when it was built; the message names the key."""
 
 
-USER_ERRORS = (PixelFormatError, FileNotFoundError, ConfigError, CheckpointMismatchError, NonFiniteLossError)
+USER_ERRORS = (
+    PixelFormatError,
+    FileNotFoundError,
+    ConfigError,
+    CheckpointMismatchError,
+    CheckpointReadError,
+    NonFiniteLossError,
+    WriteError,
+)
 
 
 @contextmanager
