@@ -6,6 +6,7 @@ resumes the newest run in its own folder (and its own W&B run); ``predict.py`` f
 run's best checkpoint by itself.
 """
 
+import atexit
 import ctypes
 import os
 import re
@@ -125,9 +126,32 @@ def newest_checkpoint(root: Path, name: str) -> Path | None:
     return None
 
 
-def next_version(root: Path) -> Path:
+def claim_next_version(root: Path) -> Path:
+    """Creates the next free ``version_<N>`` under ``root`` and returns it.
+
+    The folder is claimed by ``mkdir``, which only one process can win: two runs started at the same
+    moment get two folders instead of writing into one. A claimed folder that is still empty when
+    this process ends (the run failed before writing anything) is removed again.
+    """
+    root.mkdir(parents=True, exist_ok=True)
     runs = versions(root)
-    return root / f"version_{int(runs[-1].name.split('_')[1]) + 1 if runs else 0}"
+    number = int(runs[-1].name.split("_")[1]) + 1 if runs else 0
+    while True:
+        run_dir = root / f"version_{number}"
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            number += 1
+            continue
+        atexit.register(_remove_if_empty, run_dir)
+        return run_dir
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only ever removes an empty folder
+    except OSError:
+        pass
 
 
 def wandb_run_id(run_dir: Path) -> str | None:
@@ -272,11 +296,11 @@ class PixelCLI(LightningCLI):
             found = newest_checkpoint(root, "last")
             if found is None:
                 print(f"No last.ckpt under {root}: starting a new run.")
-            run_dir, ckpt_path = (found.parent.parent, str(found)) if found else (next_version(root), None)
+            run_dir, ckpt_path = (found.parent.parent, str(found)) if found else (claim_next_version(root), None)
         elif ckpt_path is not None and Path(ckpt_path).parent.name == "checkpoints":
             run_dir = Path(ckpt_path).parent.parent  # resuming a run continues in its folder
         else:
-            run_dir = next_version(root)
+            run_dir = claim_next_version(root)
         os.environ[RUN_DIR_ENV] = str(run_dir)
         return run_dir, ckpt_path
 
