@@ -9,6 +9,7 @@ run's best checkpoint by itself.
 import atexit
 import ctypes
 import os
+import pickle
 import re
 import signal
 import sys
@@ -20,15 +21,15 @@ from typing import Literal
 
 from jsonargparse import Namespace
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from checkpointing.io import AtomicCheckpointIO, CheckpointReadError
 from datamodules import PixelFormatError, PokemonDataModule
-from datamodules.pixel_files import WriteError
+from datamodules.pixel_files import WriteError, atomic_write_bytes
 from lightning_modules import PixelLM, PokemonClassifier  # noqa: F401 (short class names in configs)
-from lightning_modules.checkpoint_check import CheckpointMismatchError
+from lightning_modules.checkpoint_check import CheckpointMismatchError, check_checkpoint
 from lightning_modules.pixel_lm import NonFiniteLossError
 
 RUN_DIR_ENV = "POKEMON_RUN_DIR"  # hands the chosen folder to DDP worker processes, which re-run this CLI
@@ -154,6 +155,39 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
+def check_resume(model: LightningModule, ckpt_path: str) -> None:
+    """Refuses, before training starts, a checkpoint that cannot continue into ``model``.
+
+    Lightning checks the checkpoint only after the run has begun writing (``config.yaml``, W&B's
+    files), so a refused resume would lose the run's own record; this way its folder stays as it was.
+    """
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"--ckpt_path: {ckpt_path} does not exist")
+    try:
+        checkpoint = AtomicCheckpointIO().load_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # more than weights inside: Lightning's own load decides
+        return
+    check_checkpoint(checkpoint, model, model.hparams, ckpt_path)
+
+
+class RunConfig(SaveConfigCallback):
+    """Lightning's ``SaveConfigCallback``, writing ``config.yaml`` once training starts, and atomically.
+
+    The stock callback writes in ``setup``, before the checkpoint is restored: a resume that
+    Lightning then refuses would already have replaced the run's config, and a full disk would
+    leave half a file. Prediction writes no config at all.
+    """
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        pass  # see on_train_start
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        log_dir = trainer.log_dir  # asked on every rank: it broadcasts rank zero's answer
+        if trainer.is_global_zero and log_dir is not None:
+            text = self.parser.dump(self.config, skip_unset=False)
+            atomic_write_bytes(Path(log_dir) / self.config_filename, text.encode())
+
+
 def wandb_run_id(run_dir: Path) -> str | None:
     """The id of the W&B run logged into ``run_dir``, read from W&B's ``latest-run`` link."""
     latest = run_dir / "wandb" / "latest-run"
@@ -201,6 +235,7 @@ class PixelCLI(LightningCLI):
         self.stage = stage
         keep_freed_memory()
         kwargs["args"] = args
+        kwargs.setdefault("save_config_callback", RunConfig)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run rewrites its config
         # A config error raises instead of printing the 100-line usage; reported_errors shortens it.
         kwargs.setdefault("parser_kwargs", {"exit_on_error": False})
@@ -276,6 +311,8 @@ class PixelCLI(LightningCLI):
             from evaluation.scoring import classifier_scorer  # only prediction needs the judge
 
             self.model.reranker = classifier_scorer(self.config.reranker)
+        if self.stage == "fit" and self.config.ckpt_path:
+            check_resume(self.model, self.config.ckpt_path)
 
     def instantiate_trainer(self, **kwargs) -> Trainer:
         """The trainer, saving checkpoints with :class:`AtomicCheckpointIO` unless the config names a CheckpointIO."""
