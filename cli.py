@@ -422,6 +422,38 @@ def reported_errors() -> Iterator[None]:
         raise SystemExit(128 + signal.SIGINT) from None
 
 
+class Stopped(SystemExit):
+    """SIGTERM or Ctrl-C under :func:`stopped_by_signals`; a SystemExit, so no ``except Exception`` keeps it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+@contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """SIGTERM and Ctrl-C stop prediction at once: one line on stderr, status 143 or 130, no file replaced.
+
+    Lightning only notes a SIGTERM while predicting (its loops act on it in training and validation)
+    and turns Ctrl-C there into status 1; outside the trainer (``evaluate.py``) SIGTERM would kill
+    the process without a word. Outputs are written at the end, atomically, so stopping before then
+    leaves the earlier files exactly as they were.
+    """
+
+    def stop(signum: int, frame) -> None:
+        raise Stopped(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except Stopped as stopped:
+        print("error: stopped by SIGTERM" if stopped.signum == signal.SIGTERM else "error: interrupted", file=sys.stderr)
+        raise SystemExit(stopped.code) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 # jsonargparse's lines around the reason when a class rejects a key: true, but noise to a user.
 _NOISE = ("Does not validate against", "Subtypes:", "Errors:", "- Expected a <class 'NoneType'>", "Given value")
 
