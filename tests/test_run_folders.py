@@ -63,3 +63,8 @@ def test_truncated_last_ckpt_is_one_line_and_changes_nothing(train_tiny, tmp_pat
     result = train_tiny("--ckpt_path=last", check=False)
     assert_error(result, f"{last}: not a readable checkpoint, truncated or damaged")
     assert contents(run) == before
+
+
+def test_failed_start_leaves_no_empty_run_folder(train_tiny, tmp_path):
+    assert_error(train_tiny("--model.init_args.lr=-1", check=False), "model.lr: must be greater than 0, got -1.0")
+    assert not list((tmp_path / "runs").glob("version_*"))
