@@ -6,8 +6,10 @@ resumes the newest run in its own folder (and its own W&B run); ``predict.py`` f
 run's best checkpoint by itself.
 """
 
+import atexit
 import ctypes
 import os
+import pickle
 import re
 import signal
 import sys
@@ -18,14 +20,16 @@ from pathlib import Path
 from typing import Literal
 
 from jsonargparse import Namespace
-from lightning.pytorch import LightningModule
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from checkpointing.io import AtomicCheckpointIO, CheckpointReadError
 from datamodules import PixelFormatError, PokemonDataModule
+from datamodules.pixel_files import WriteError, atomic_write_bytes
 from lightning_modules import PixelLM, PokemonClassifier  # noqa: F401 (short class names in configs)
-from lightning_modules.checkpoint_check import CheckpointMismatchError
+from lightning_modules.checkpoint_check import CheckpointMismatchError, check_checkpoint
 from lightning_modules.pixel_lm import NonFiniteLossError
 
 RUN_DIR_ENV = "POKEMON_RUN_DIR"  # hands the chosen folder to DDP worker processes, which re-run this CLI
@@ -123,9 +127,65 @@ def newest_checkpoint(root: Path, name: str) -> Path | None:
     return None
 
 
-def next_version(root: Path) -> Path:
+def claim_next_version(root: Path) -> Path:
+    """Creates the next free ``version_<N>`` under ``root`` and returns it.
+
+    The folder is claimed by ``mkdir``, which only one process can win: two runs started at the same
+    moment get two folders instead of writing into one. A claimed folder that is still empty when
+    this process ends (the run failed before writing anything) is removed again.
+    """
+    root.mkdir(parents=True, exist_ok=True)
     runs = versions(root)
-    return root / f"version_{int(runs[-1].name.split('_')[1]) + 1 if runs else 0}"
+    number = int(runs[-1].name.split("_")[1]) + 1 if runs else 0
+    while True:
+        run_dir = root / f"version_{number}"
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            number += 1
+            continue
+        atexit.register(_remove_if_empty, run_dir)
+        return run_dir
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()  # only ever removes an empty folder
+    except OSError:
+        pass
+
+
+def check_resume(model: LightningModule, ckpt_path: str) -> None:
+    """Refuses, before training starts, a checkpoint that cannot continue into ``model``.
+
+    Lightning checks the checkpoint only after the run has begun writing (``config.yaml``, W&B's
+    files), so a refused resume would lose the run's own record; this way its folder stays as it was.
+    """
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"--ckpt_path: {ckpt_path} does not exist")
+    try:
+        checkpoint = AtomicCheckpointIO().load_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # more than weights inside: Lightning's own load decides
+        return
+    check_checkpoint(checkpoint, model, model.hparams, ckpt_path)
+
+
+class RunConfig(SaveConfigCallback):
+    """Lightning's ``SaveConfigCallback``, writing ``config.yaml`` once training starts, and atomically.
+
+    The stock callback writes in ``setup``, before the checkpoint is restored: a resume that
+    Lightning then refuses would already have replaced the run's config, and a full disk would
+    leave half a file. Prediction writes no config at all.
+    """
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        pass  # see on_train_start
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        log_dir = trainer.log_dir  # asked on every rank: it broadcasts rank zero's answer
+        if trainer.is_global_zero and log_dir is not None:
+            text = self.parser.dump(self.config, skip_unset=False)
+            atomic_write_bytes(Path(log_dir) / self.config_filename, text.encode())
 
 
 def wandb_run_id(run_dir: Path) -> str | None:
@@ -175,6 +235,7 @@ class PixelCLI(LightningCLI):
         self.stage = stage
         keep_freed_memory()
         kwargs["args"] = args
+        kwargs.setdefault("save_config_callback", RunConfig)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run rewrites its config
         # A config error raises instead of printing the 100-line usage; reported_errors shortens it.
         kwargs.setdefault("parser_kwargs", {"exit_on_error": False})
@@ -250,6 +311,16 @@ class PixelCLI(LightningCLI):
             from evaluation.scoring import classifier_scorer  # only prediction needs the judge
 
             self.model.reranker = classifier_scorer(self.config.reranker)
+        if self.stage == "fit" and self.config.ckpt_path:
+            check_resume(self.model, self.config.ckpt_path)
+
+    def instantiate_trainer(self, **kwargs) -> Trainer:
+        """The trainer, saving checkpoints with :class:`AtomicCheckpointIO` unless the config names a CheckpointIO."""
+        plugins = kwargs.pop("plugins", None) or self._get(self.config_init, "trainer", default={}).get("plugins")
+        plugins = list(plugins) if isinstance(plugins, list) else [] if plugins is None else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            plugins.append(AtomicCheckpointIO())
+        return super().instantiate_trainer(plugins=plugins, **kwargs)
 
     @staticmethod
     def _fit_run(root: Path, ckpt_path: str | None) -> tuple[Path, str | None]:
@@ -262,11 +333,11 @@ class PixelCLI(LightningCLI):
             found = newest_checkpoint(root, "last")
             if found is None:
                 print(f"No last.ckpt under {root}: starting a new run.")
-            run_dir, ckpt_path = (found.parent.parent, str(found)) if found else (next_version(root), None)
+            run_dir, ckpt_path = (found.parent.parent, str(found)) if found else (claim_next_version(root), None)
         elif ckpt_path is not None and Path(ckpt_path).parent.name == "checkpoints":
             run_dir = Path(ckpt_path).parent.parent  # resuming a run continues in its folder
         else:
-            run_dir = next_version(root)
+            run_dir = claim_next_version(root)
         os.environ[RUN_DIR_ENV] = str(run_dir)
         return run_dir, ckpt_path
 
@@ -315,7 +386,15 @@ class ConfigError(ValueError):
     """A config value that a class rejected when it was built; the message names the key."""
 
 
-USER_ERRORS = (PixelFormatError, FileNotFoundError, ConfigError, CheckpointMismatchError, NonFiniteLossError)
+USER_ERRORS = (
+    PixelFormatError,
+    FileNotFoundError,
+    ConfigError,
+    CheckpointMismatchError,
+    CheckpointReadError,
+    NonFiniteLossError,
+    WriteError,
+)
 
 
 @contextmanager
@@ -341,6 +420,38 @@ def reported_errors() -> Iterator[None]:
     except KeyboardInterrupt:  # Ctrl-C outside training (inside, Lightning exits with status 1)
         print("error: interrupted", file=sys.stderr)
         raise SystemExit(128 + signal.SIGINT) from None
+
+
+class Stopped(SystemExit):
+    """SIGTERM or Ctrl-C under :func:`stopped_by_signals`; a SystemExit, so no ``except Exception`` keeps it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+@contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """SIGTERM and Ctrl-C stop prediction at once: one line on stderr, status 143 or 130, no file replaced.
+
+    Lightning only notes a SIGTERM while predicting (its loops act on it in training and validation)
+    and turns Ctrl-C there into status 1; outside the trainer (``evaluate.py``) SIGTERM would kill
+    the process without a word. Outputs are written at the end, atomically, so stopping before then
+    leaves the earlier files exactly as they were.
+    """
+
+    def stop(signum: int, frame) -> None:
+        raise Stopped(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except Stopped as stopped:
+        print("error: stopped by SIGTERM" if stopped.signum == signal.SIGTERM else "error: interrupted", file=sys.stderr)
+        raise SystemExit(stopped.code) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 # jsonargparse's lines around the reason when a class rejects a key: true, but noise to a user.

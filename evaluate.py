@@ -18,7 +18,7 @@ import sys
 import torch
 from jsonargparse import ArgumentParser
 
-from cli import PixelCLI
+from cli import PixelCLI, stopped_by_signals
 from datamodules.pokemon import SHIPPED_DATA
 from datamodules.pixel_files import PixelFormatError, atomic_write_bytes, read_images, read_palette, write_images
 from evaluation.scoring import CLASSIFIER_HINT, QualityJudge, evaluate_model, load_classifier, table
@@ -94,4 +94,5 @@ def main(args: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with stopped_by_signals():  # SIGTERM / Ctrl-C: one line, status 143 / 130, no output file replaced
+        main()

@@ -6,7 +6,7 @@ Writes ``submission.txt`` (``--output``) and a PNG grid of the completions besid
 """
 
 from callbacks import PredictionWriter
-from cli import PixelCLI, reported_errors
+from cli import PixelCLI, reported_errors, stopped_by_signals
 
 
 def main(args: list[str] | None = None) -> None:
@@ -16,5 +16,6 @@ def main(args: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    with reported_errors():  # bad input: one line "error: ...", exit status 2
+    # bad input: one line "error: ...", exit status 2; SIGTERM / Ctrl-C: 143 / 130, earlier outputs kept
+    with reported_errors(), stopped_by_signals():
         main()

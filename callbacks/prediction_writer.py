@@ -7,17 +7,19 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from datamodules.pixel_files import atomic_write_bytes, format_images
-from datamodules.render import grid, save_png
+from datamodules.pixel_files import atomic_write_files, check_writable, format_images
+from datamodules.render import grid, png_bytes
 from datamodules.submission import validate
 
 
 class PredictionWriter(BasePredictionWriter):
     """Collects ``predict_step``'s ``{"indices", "images"}`` from every device and writes them in input order.
 
-    The text file (one image per line) is checked against the format and the given prefixes before
-    anything is written, and both files are replaced atomically: a run that fails leaves earlier
-    files as they were.
+    The output path is checked when the writer is made (a folder in the way, a read-only folder), so
+    that a bad ``--output`` fails before the work, not after it. The text file (one image per line)
+    is checked against the format and the given prefixes before anything is written, and both files
+    are replaced together and atomically: a run that fails or is stopped leaves earlier files as
+    they were, and never a new submission beside an old picture.
 
     Args:
         output: The text file to write; the PNG grid goes beside it with the suffix ``.png``.
@@ -27,6 +29,8 @@ class PredictionWriter(BasePredictionWriter):
         super().__init__(write_interval="epoch")
         self.output = Path(output)
         self.picture = self.output.with_suffix(".png")
+        check_writable(self.output)
+        check_writable(self.picture)
 
     def write_on_epoch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, predictions: list[Any], batch_indices: list[Any]
@@ -44,8 +48,7 @@ class PredictionWriter(BasePredictionWriter):
             data.image_width,
             boundary_row=data.prefix_len // data.image_width,  # a red line where the given pixels end
         )
-        atomic_write_bytes(self.output, format_images(images).encode())
-        save_png(picture, self.picture)
+        atomic_write_files({self.output: format_images(images).encode(), self.picture: png_bytes(picture)})
         print(f"Wrote {len(images)} completed images to {self.output} and a picture of them to {self.picture}")
 
     @staticmethod

@@ -8,6 +8,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities import rank_zero_info
 
+from datamodules.pixel_files import WriteError
 from lightning_modules.pixel_lm import NonFiniteLossError
 
 
@@ -22,7 +23,8 @@ class StopCheckpoint(Checkpoint):
       checkpoint never holds half an optimizer step. A second Ctrl-C stops at once.
     - Nothing is saved before this process has trained a step (a failed start or restore must not
       overwrite a good ``last.ckpt``), nor after a non-finite loss (those weights are not worth
-      resuming; the last periodic ``last.ckpt`` is).
+      resuming; the last periodic ``last.ckpt`` is), nor after a failed save (a full disk: the
+      previous ``last.ckpt`` is kept, and a second try would only bury the first error).
     - The file stays after a run that ends normally (the stock callback deletes it), and a new run
       does not silently resume from it (with the stock callback, Lightning turns ``fit(ckpt_path=None)``
       into ``ckpt_path="last"``). Hence a ``Checkpoint`` of its own rather than a subclass.
@@ -68,9 +70,9 @@ class StopCheckpoint(Checkpoint):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._restore_handler()
         trained = self._first_step is not None and trainer.global_step > self._first_step
-        if not trained or isinstance(exception, NonFiniteLossError):
+        if not trained or isinstance(exception, (NonFiniteLossError, WriteError)):
             return
-        trainer.save_checkpoint(self.ckpt_path)  # atomic: see README, "When things go wrong"
+        trainer.save_checkpoint(self.ckpt_path)  # atomic (checkpointing.io), keeps the old file if it fails
         rank_zero_info(
             f"Stopped at step {trainer.global_step} ({type(exception).__name__}); saved {self.ckpt_path}. "
             "Continue with the same command plus --ckpt_path last"

@@ -41,10 +41,15 @@ def grid(
     return canvas.permute(1, 2, 0).contiguous()
 
 
-def save_png(picture: torch.Tensor, path: str | Path) -> None:
-    """Saves a ``(H, W, 3)`` uint8 picture as a PNG, atomically."""
+def png_bytes(picture: torch.Tensor) -> bytes:
+    """A ``(H, W, 3)`` uint8 picture encoded as a PNG file."""
     from PIL import Image
 
     buffer = io.BytesIO()
     Image.fromarray(picture.numpy()).save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_png(picture: torch.Tensor, path: str | Path) -> None:
+    """Saves a ``(H, W, 3)`` uint8 picture as a PNG, atomically."""
+    atomic_write_bytes(path, png_bytes(picture))

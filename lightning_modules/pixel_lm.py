@@ -23,6 +23,16 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the message names the step."""
 
 
+def check_optimizer_settings(lr: float, weight_decay: float, warmup_steps: int) -> None:
+    """Refuses, when the model is built, values that AdamW or the schedule would reject only once training starts."""
+    if not lr > 0:  # also catches NaN
+        raise ValueError(f"model.lr: must be greater than 0, got {lr}")
+    if not weight_decay >= 0:
+        raise ValueError(f"model.weight_decay: must be 0 or more, got {weight_decay}")
+    if warmup_steps < 0:
+        raise ValueError(f"model.warmup_steps: must be 0 or more, got {warmup_steps}")
+
+
 class PixelLM(L.LightningModule):
     """Next-pixel prediction with any ``transformers`` causal LM, built from its config (not pretrained).
 
@@ -64,6 +74,7 @@ class PixelLM(L.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
+        check_optimizer_settings(lr=lr, weight_decay=weight_decay, warmup_steps=warmup_steps)
         if not 0.0 <= input_noise < 1.0:
             raise ValueError(f"model.input_noise: must be in [0, 1), got {input_noise}")
         self.save_hyperparameters()

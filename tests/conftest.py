@@ -74,3 +74,32 @@ def train_tiny(tmp_path, small_data):
         )  # fmt: skip
 
     return train
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mounts small RAM file systems under ``tmp_path``: ``tmpfs("disk", size="2m", read_only=False, files=None)``.
+
+    Tests of a full or read-only disk need one (as root, ``chmod`` blocks no write); they are
+    skipped where mounting is not permitted.
+    """
+    mounted = []
+
+    def mount(name: str, size: str = "2m", read_only: bool = False, files: dict[str, bytes] | None = None) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+        mounted.append(folder)
+        for file, data in (files or {}).items():  # written before a read-only remount
+            (folder / file).write_bytes(data)
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+        return folder
+
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command")
+    yield mount
+    for folder in reversed(mounted):
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)

@@ -4,7 +4,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from conftest import run_script
 
@@ -107,17 +106,31 @@ def test_predict_into_a_missing_folder(train_tiny, tmp_path, small_data):
     assert_error(result, str(output.parent), "does not exist")
 
 
-def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    """Lightning writes checkpoints through an fsspec transaction: a save that fails leaves the old file."""
-    from lightning.fabric.utilities import cloud_io
+def test_predict_onto_a_folder_or_into_a_read_only_one(train_tiny, tmp_path, small_data, tmpfs):
+    train_tiny("--trainer.max_steps=1")
 
-    path = tmp_path / "last.ckpt"
-    cloud_io._atomic_save({"step": 1}, path)
+    def predict(output):
+        return run_script(
+            "predict.py", "--config", str(Path(__file__).parent / "configs" / "tiny.yaml"),
+            "--trainer.default_root_dir", str(tmp_path / "runs"), "--data.data_dir", str(small_data),
+            "--output", str(output), check=False,
+        )  # fmt: skip
 
-    def broken_write(*args, **kwargs):
-        raise OSError("disk full")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    assert_error(predict(folder), f"{folder} is a folder; give a file name")
+    read_only = tmpfs("read-only", size="1m", read_only=True, files={"submission.txt": b"earlier\n"})
+    assert_error(predict(read_only / "submission.txt"), f"cannot write {read_only / 'submission.txt'}: {read_only} is on a read-only file system")
+    assert (read_only / "submission.txt").read_bytes() == b"earlier\n"
 
-    monkeypatch.setattr(cloud_io.fsspec.implementations.local.LocalFileOpener, "write", broken_write, raising=False)
-    with pytest.raises(OSError, match="disk full"):
-        cloud_io._atomic_save({"step": 2}, path)
-    assert torch.load(path, weights_only=False) == {"step": 1}
+
+@pytest.mark.parametrize(
+    ("setting", "problem"),
+    [
+        ("lr=-1", "model.lr: must be greater than 0, got -1.0"),
+        ("weight_decay=-0.1", "model.weight_decay: must be 0 or more, got -0.1"),
+        ("warmup_steps=-5", "model.warmup_steps: must be 0 or more, got -5"),
+    ],
+)
+def test_bad_optimizer_settings_name_the_key(train_tiny, setting, problem):
+    assert_error(train_tiny(f"--model.init_args.{setting}", check=False), problem)

@@ -1,0 +1,70 @@
+"""Run folders: one per run even when runs start together, and a refused resume leaves its folder alone."""
+
+import os
+import subprocess
+import sys
+
+import torch
+import yaml
+
+from conftest import ROOT, TINY
+from test_errors import assert_error
+
+
+def contents(folder) -> dict[str, bytes]:
+    """Every file under ``folder`` by relative path, with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_runs_started_together_get_a_folder_each(tmp_path, small_data):
+    root = tmp_path / "runs"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    env.pop("POKEMON_RUN_DIR", None)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "train.py", "--config", str(TINY), "--trainer.default_root_dir", str(root),
+             "--data.data_dir", str(small_data), "--trainer.max_steps=2", f"--seed_everything={seed}"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        for seed in (0, 1)
+    ]
+    for run in runs:
+        output, _ = run.communicate(timeout=600)
+        assert run.returncode == 0, output[-3000:]
+    assert sorted(p.name for p in root.iterdir()) == ["version_0", "version_1"]
+    seeds = set()
+    for folder in root.iterdir():
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+        assert config["trainer"]["default_root_dir"] == str(folder)  # each run's record is its own
+        seeds.add(config["seed_everything"])
+        assert {p.name for p in (folder / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+        assert torch.load(folder / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+    assert seeds == {0, 1}
+
+
+def test_refused_resume_leaves_the_run_folder_as_it_was(train_tiny, tmp_path):
+    train_tiny("--trainer.max_steps=1")
+    run = tmp_path / "runs" / "version_0"
+    before = contents(run)
+    llama = '{"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 16, "intermediate_size": 32}'
+    result = train_tiny("--model.init_args.model_type=llama", f"--model.init_args.model_config={llama}",
+                        f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}", check=False)  # fmt: skip
+    assert_error(result, "checkpoint is a gpt2 model", "the config asks for a llama model")
+    assert contents(run) == before  # config.yaml, checkpoints: same bytes, no new file
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["version_0"]
+
+
+def test_truncated_last_ckpt_is_one_line_and_changes_nothing(train_tiny, tmp_path):
+    train_tiny("--trainer.max_steps=1")
+    run = tmp_path / "runs" / "version_0"
+    last = run / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # as a copy cut short by a full disk
+    before = contents(run)
+    result = train_tiny("--ckpt_path=last", check=False)
+    assert_error(result, f"{last}: not a readable checkpoint, truncated or damaged")
+    assert contents(run) == before
+
+
+def test_failed_start_leaves_no_empty_run_folder(train_tiny, tmp_path):
+    assert_error(train_tiny("--model.init_args.lr=-1", check=False), "model.lr: must be greater than 0, got -1.0")
+    assert not list((tmp_path / "runs").glob("version_*"))
