@@ -23,6 +23,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from checkpointing import CheckpointError, load_checkpoint
 from datamodules import PixelFormatError, PokemonDataModule
 from lightning_modules import PixelLM, PokemonClassifier  # noqa: F401 (short class names in configs)
 from lightning_modules.checkpoint_check import CheckpointMismatchError
@@ -229,10 +230,13 @@ class PixelCLI(LightningCLI):
         root = Path(config.trainer.default_root_dir or "runs")
         if self.stage == "fit":
             run_dir, config.ckpt_path = self._fit_run(root, config.ckpt_path)
+            if config.ckpt_path is not None:  # weights-only and of the right kind, before Lightning reads it
+                load_checkpoint(config.ckpt_path, model_kind(config))
             config.trainer.default_root_dir = str(run_dir)
             self._place_run_files(config, run_dir)
         else:
             config.ckpt_path = str(self._predict_checkpoint(root, config.ckpt_path))
+            load_checkpoint(config.ckpt_path, model_kind(config))  # weights-only, before Lightning reads it
             config.trainer.logger = False  # predicting is not a training run
             if config.split is not None:
                 config.data.predict_split = config.split
@@ -311,11 +315,18 @@ def _wandb_logged_in() -> bool:
 
 
 
+def model_kind(config: Namespace) -> str:
+    """``PokemonClassifier`` or ``PixelLM``: the kind of checkpoint the config's model loads."""
+    return "PokemonClassifier" if str(config.model.class_path).endswith("PokemonClassifier") else "PixelLM"
+
+
 class ConfigError(ValueError):
     """A config value that a class rejected when it was built; the message names the key."""
 
 
-USER_ERRORS = (PixelFormatError, FileNotFoundError, ConfigError, CheckpointMismatchError, NonFiniteLossError)
+USER_ERRORS = (
+    PixelFormatError, FileNotFoundError, ConfigError, CheckpointError, CheckpointMismatchError, NonFiniteLossError
+)
 
 
 @contextmanager

@@ -22,9 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from checkpointing import CheckpointError, load_pixel_lm  # noqa: E402
 from cli import newest_checkpoint  # noqa: E402
 from datamodules import PokemonDataModule  # noqa: E402
-from lightning_modules import Decoding, PixelLM  # noqa: E402
+from lightning_modules import Decoding  # noqa: E402
 from evaluation.scoring import classifier_scorer, evaluate_model, load_classifier  # noqa: E402
 
 
@@ -45,6 +46,13 @@ def training_minutes(checkpoint: Path) -> float:
 
 
 def main() -> None:
+    try:
+        run()
+    except (CheckpointError, FileNotFoundError) as error:  # a bad --judge, --reranker or run: one line
+        sys.exit(f"quality.py: error: {error}")
+
+
+def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", required=True, help="run roots (runs/llama) or checkpoint files")
     parser.add_argument("--judge", required=True, help="classifier checkpoint that measures FID and PDR")
@@ -58,12 +66,15 @@ def main() -> None:
     data = PokemonDataModule(data_dir=args.data_dir)
     data.setup("validate")
     judge = load_classifier(args.judge)
+    reranker = classifier_scorer(args.reranker or args.judge)
     rows = []
     for root in map(Path, args.runs):
         minutes = train(root.name) if args.train else None
         checkpoint = root if root.is_file() else newest_checkpoint(root, "best")
-        model = PixelLM.load_from_checkpoint(checkpoint, map_location="cpu").eval()
-        model.reranker = classifier_scorer(args.reranker or args.judge)
+        if checkpoint is None:
+            raise FileNotFoundError(f"{root}: no checkpoints/best.ckpt in any run under it")
+        model = load_pixel_lm(checkpoint)
+        model.reranker = reranker
         minutes = minutes if minutes is not None else training_minutes(checkpoint)
         for name, decoding in decodings(args.best_of).items():
             start = time.perf_counter()
