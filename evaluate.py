@@ -49,7 +49,8 @@ def fid_options(config) -> dict:
 def evaluate_checkpoint(args: list[str] | None) -> tuple[dict, str | None]:
     cli = EvaluateCLI(args)
     config, model, data = cli.config, cli.model, cli.datamodule
-    load_weights(model, config.ckpt_path)  # weights-only, and checked against the config's model
+    if cli.checkpoint_file:  # weights-only, and checked against the config's model (an exported folder: loaded already)
+        load_weights(model, cli.checkpoint_file)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     data.setup("validate")
     classifier = load_classifier(config.classifier, model.device)

@@ -1,5 +1,6 @@
-"""No file from elsewhere runs code: checkpoints are read weights-only."""
+"""No file from elsewhere runs code: checkpoints are read weights-only, and exported folders hold no pickle."""
 
+import json
 import os
 import pickle
 import re
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from checkpointing import CheckpointError, load_checkpoint, load_classifier, load_pixel_lm
 from conftest import ROOT, TINY, run_script
@@ -87,8 +89,9 @@ def assert_refused(result, path: Path, marker: Path, *parts: str) -> None:
 def test_train_and_predict_ckpt_path(trained, lm_ckpt, small_data, tmp_path, marker):
     evil = with_payload(lm_ckpt, tmp_path / "evil.ckpt", marker)
     common = ("--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "runs"), "--data.data_dir", str(small_data))
-    for script in ("train.py", "predict.py"):
-        result = run_script(script, *common, "--ckpt_path", str(evil), check=False)
+    for script in ("train.py", "predict.py", "export.py"):
+        extra = ("--out", str(tmp_path / "out")) if script == "export.py" else ()
+        result = run_script(script, *common, "--ckpt_path", str(evil), *extra, check=False)
         assert_error(result, str(evil), REFUSED)
         assert not marker.exists()
 
@@ -241,3 +244,48 @@ def test_evaluate_checkpoint_of_another_architecture(lm_ckpt, classifier_ckpt, s
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith(f"evaluate.py: error: {lm_ckpt}: checkpoint is a gpt2 model (n_layer 1, n_head 2, n_embd 16)"), line
     assert "the config asks for a llama model" in line
+
+
+# --- exported folders ------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # two exports, four predictions, an evaluation
+def test_export_predicts_as_the_checkpoint_and_holds_no_pickle(trained, lm_ckpt, classifier_ckpt, small_data, tmp_path):
+    out = tmp_path / "tiny_export"
+    result = run_script("export.py", "--trainer.default_root_dir", str(trained), "--data.data_dir", str(small_data), "--out", str(out))
+    assert f"Exported {lm_ckpt} to {out}/" in result.stdout  # the newest run's best.ckpt
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "generation_config.json", "model.safetensors", "pixel_lm.json"]
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary folder left beside it
+    for path in out.glob("*.json"):  # JSON and safetensors (a JSON header, then raw numbers): no pickle
+        json.loads(path.read_text())
+    checkpoint = torch.load(lm_ckpt, weights_only=True)
+    weights = load_file(out / "model.safetensors")
+    for key, value in weights.items():  # the EMA average best.ckpt holds, not the last step's weights
+        assert torch.equal(value, checkpoint["state_dict"][f"model.{key}"])
+    assert any(not torch.equal(checkpoint["state_dict"][key], checkpoint["current_model_state"][key]) for key in checkpoint["state_dict"])
+
+    from_ckpt, from_folder = tmp_path / "from_ckpt.txt", tmp_path / "from_folder.txt"
+    run_script("predict.py", "--ckpt_path", str(lm_ckpt), "--data.data_dir", str(small_data), "--output", str(from_ckpt))
+    run_script("predict.py", "--ckpt_path", str(out), "--data.data_dir", str(small_data), "--output", str(from_folder))
+    assert from_folder.read_bytes() == from_ckpt.read_bytes()
+
+    again = run_script("export.py", "--ckpt_path", str(lm_ckpt), "--data.data_dir", str(small_data), "--out", str(out), check=False)
+    assert_error(again, f"{out}: exists and is not empty; pass --overwrite to replace it")
+
+    other = Path(shutil.copytree(out, tmp_path / "other_palette"))
+    settings = json.loads((other / "pixel_lm.json").read_text())
+    settings["palette"][5] = [1, 2, 3]
+    (other / "pixel_lm.json").write_text(json.dumps(settings))
+    result = run_script("predict.py", "--ckpt_path", str(other), "--data.data_dir", str(small_data), "--output", str(tmp_path / "x.txt"), check=False)
+    assert_error(result, f"{other}: its palette differs from the data's at colour 5 ([1, 2, 3] there")
+
+    result = run_script("evaluate.py", "--ckpt_path", str(out), "--data.data_dir", str(small_data), "--classifier", str(classifier_ckpt))
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert printed["checkpoint"] == str(out) and printed["num_images"] == 16 and printed["decoding"]["do_sample"] is False
+    # A config of another size does not silently take the folder's weights.
+    wrong = run_script(
+        "predict.py", "--config", str(TINY), '--model.init_args.model_config={"n_layer": 1, "n_head": 2, "n_embd": 32}',
+        "--ckpt_path", str(out), "--trainer.default_root_dir", str(tmp_path / "runs"),
+        "--data.data_dir", str(small_data), "--output", str(tmp_path / "x.txt"), check=False,
+    )  # fmt: skip
+    assert_error(wrong, f"{out}: the exported model is a gpt2 model (n_layer 1, n_head 2, n_embd 16)", "n_embd 32")
