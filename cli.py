@@ -9,7 +9,6 @@ run's best checkpoint by itself.
 import atexit
 import ctypes
 import os
-import pickle
 import re
 import signal
 import sys
@@ -26,6 +25,8 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from checkpointing.io import AtomicCheckpointIO, CheckpointReadError
+from checkpointing import CheckpointError, load_checkpoint
+from checkpointing.exported import decoding_args, is_exported, load_exported_weights, read_export
 from datamodules import PixelFormatError, PokemonDataModule
 from datamodules.pixel_files import WriteError, atomic_write_bytes
 from lightning_modules import PixelLM, PokemonClassifier  # noqa: F401 (short class names in configs)
@@ -91,11 +92,16 @@ def with_run_config(args: list[str], program: str) -> list[str]:
     """Prediction without ``--config``: the config saved in the run whose checkpoint is used.
 
     ``--ckpt_path runs/x/version_0/checkpoints/best.ckpt`` alone takes that run's ``config.yaml``;
-    nothing at all takes the newest trained run under ``runs/`` and its best checkpoint.
+    ``--ckpt_path FOLDER`` (``export.py``'s) builds the folder's architecture, with its decoding as
+    defaults, and takes no YAML from it: a ``class_path`` in a YAML can name any function.
+    Nothing at all takes the newest trained run under ``runs/`` and its best checkpoint.
     """
     if option_value(args, "--config") is not None or any(arg in ("-h", "--help", "--print_config") for arg in args):
         return args
     ckpt_path = option_value(args, "--ckpt_path")
+    if is_exported(ckpt_path):
+        folder = ["--model=checkpointing.exported.ExportedPixelLM", f"--model.init_args.folder={ckpt_path}"]
+        return [*folder, *decoding_args(read_export(ckpt_path)), *args]
     if ckpt_path not in (None, "best", "last"):
         run = Path(ckpt_path).parent.parent
         if Path(ckpt_path).parent.name != "checkpoints" or not (run / "config.yaml").is_file():
@@ -161,12 +167,7 @@ def check_resume(model: LightningModule, ckpt_path: str) -> None:
     Lightning checks the checkpoint only after the run has begun writing (``config.yaml``, W&B's
     files), so a refused resume would lose the run's own record; this way its folder stays as it was.
     """
-    if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"--ckpt_path: {ckpt_path} does not exist")
-    try:
-        checkpoint = AtomicCheckpointIO().load_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # more than weights inside: Lightning's own load decides
-        return
+    checkpoint = load_checkpoint(ckpt_path)  # weights-only: a file holding code is refused in one line
     check_checkpoint(checkpoint, model, model.hparams, ckpt_path)
 
 
@@ -237,6 +238,8 @@ class PixelCLI(LightningCLI):
         kwargs["args"] = args
         kwargs.setdefault("save_config_callback", RunConfig)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})  # a resumed run rewrites its config
+        if stage != "fit":  # prediction has no run folder to save a config in (it wrote <root>/config.yaml)
+            kwargs.setdefault("save_config_callback", None)
         # A config error raises instead of printing the 100-line usage; reported_errors shortens it.
         kwargs.setdefault("parser_kwargs", {"exit_on_error": False})
         # Any LightningModule (PixelLM, PokemonClassifier) whose __init__ takes the linked data keys.
@@ -257,7 +260,7 @@ class PixelCLI(LightningCLI):
             type=str | None,
             default=None if self.stage == "fit" else default,
             help=f"Checkpoint to {kinds}: a path, or 'last'/'best' for that checkpoint of the newest run "
-            f"under trainer.default_root_dir.",
+            f"under trainer.default_root_dir{'' if self.stage == 'fit' else ', or a folder written by export.py'}.",
         )
         if self.stage == "predict":
             self._add_predict_arguments(parser)
@@ -290,10 +293,14 @@ class PixelCLI(LightningCLI):
         root = Path(config.trainer.default_root_dir or "runs")
         if self.stage == "fit":
             run_dir, config.ckpt_path = self._fit_run(root, config.ckpt_path)
+            if config.ckpt_path is not None:  # weights-only and of the right kind, before Lightning reads it
+                load_checkpoint(config.ckpt_path, model_kind(config))
             config.trainer.default_root_dir = str(run_dir)
             self._place_run_files(config, run_dir)
         else:
             config.ckpt_path = str(self._predict_checkpoint(root, config.ckpt_path))
+            if not is_exported(config.ckpt_path):
+                load_checkpoint(config.ckpt_path, model_kind(config))
             config.trainer.logger = False  # predicting is not a training run
             if config.split is not None:
                 config.data.predict_split = config.split
@@ -307,6 +314,8 @@ class PixelCLI(LightningCLI):
             while error.__cause__ is not None:
                 error = error.__cause__
             raise ConfigError(str(error)) from None
+        if self.stage == "predict" and is_exported(self.config.ckpt_path):
+            load_exported_weights(self.model, Path(self.config.ckpt_path), self.datamodule.palette)
         if self.stage == "predict" and self.config.reranker:
             from evaluation.scoring import classifier_scorer  # only prediction needs the judge
 
@@ -321,6 +330,11 @@ class PixelCLI(LightningCLI):
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             plugins.append(AtomicCheckpointIO())
         return super().instantiate_trainer(plugins=plugins, **kwargs)
+
+    @property
+    def checkpoint_file(self) -> str | None:
+        """``--ckpt_path`` for Lightning to load; None for an exported folder, whose weights are loaded already."""
+        return None if is_exported(self.config.ckpt_path) else self.config.ckpt_path
 
     @staticmethod
     def _fit_run(root: Path, ckpt_path: str | None) -> tuple[Path, str | None]:
@@ -364,7 +378,7 @@ class PixelCLI(LightningCLI):
             if found is None:
                 raise FileNotFoundError(f"no {ckpt_path}.ckpt in any run under {root}: train first, or pass --ckpt_path")
             return found
-        if not Path(ckpt_path).is_file():
+        if not Path(ckpt_path).is_file() and not is_exported(ckpt_path):
             raise FileNotFoundError(f"--ckpt_path: {ckpt_path} does not exist")
         return Path(ckpt_path)
 
@@ -382,6 +396,11 @@ def _wandb_logged_in() -> bool:
 
 
 
+def model_kind(config: Namespace) -> str:
+    """``PokemonClassifier`` or ``PixelLM``: the kind of checkpoint the config's model loads."""
+    return "PokemonClassifier" if str(config.model.class_path).endswith("PokemonClassifier") else "PixelLM"
+
+
 class ConfigError(ValueError):
     """A config value that a class rejected when it was built; the message names the key."""
 
@@ -390,6 +409,7 @@ USER_ERRORS = (
     PixelFormatError,
     FileNotFoundError,
     ConfigError,
+    CheckpointError,
     CheckpointMismatchError,
     CheckpointReadError,
     NonFiniteLossError,

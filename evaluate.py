@@ -18,6 +18,7 @@ import sys
 import torch
 from jsonargparse import ArgumentParser
 
+from checkpointing import load_weights
 from cli import PixelCLI, stopped_by_signals
 from datamodules.pokemon import SHIPPED_DATA
 from datamodules.pixel_files import PixelFormatError, atomic_write_bytes, read_images, read_palette, write_images
@@ -48,7 +49,8 @@ class EvaluateCLI(PixelCLI):
 def evaluate_checkpoint(args: list[str] | None) -> tuple[dict, str | None]:
     cli = EvaluateCLI(args)
     config, model, data = cli.config, cli.model, cli.datamodule
-    model.load_state_dict(torch.load(config.ckpt_path, map_location="cpu", weights_only=False)["state_dict"])
+    if cli.checkpoint_file:  # weights-only, and checked against the config's model (an exported folder: loaded already)
+        load_weights(model, cli.checkpoint_file)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     data.setup("validate")
     classifier = load_classifier(config.classifier, model.device) if config.classifier else None

@@ -12,7 +12,7 @@ from cli import PixelCLI, reported_errors, stopped_by_signals
 def main(args: list[str] | None = None) -> None:
     cli = PixelCLI("predict", args=args)
     cli.trainer.callbacks.append(PredictionWriter(cli.config.output))
-    cli.trainer.predict(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.ckpt_path, return_predictions=False)
+    cli.trainer.predict(cli.model, datamodule=cli.datamodule, ckpt_path=cli.checkpoint_file, return_predictions=False)
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from checkpointing import CheckpointError, load_pixel_lm  # noqa: E402
 from cli import newest_checkpoint  # noqa: E402
 from datamodules import PokemonDataModule  # noqa: E402
-from lightning_modules import Decoding, PixelLM  # noqa: E402
+from lightning_modules import Decoding  # noqa: E402
 from evaluation.scoring import QualityJudge, classifier_scorer, evaluate_model, load_classifier  # noqa: E402
 
 
@@ -48,6 +49,13 @@ def training_minutes(checkpoint: Path) -> float:
 
 
 def main() -> None:
+    try:
+        run()
+    except (CheckpointError, FileNotFoundError) as error:  # a bad --judge, --reranker or run: one line
+        sys.exit(f"quality.py: error: {error}")
+
+
+def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", required=True, help="run roots (runs/llama) or checkpoint files")
     parser.add_argument("--judge", required=True, help="classifier checkpoint that measures PDR and the classifier FID")
@@ -62,14 +70,17 @@ def main() -> None:
     data.setup("validate")
     classifier = load_classifier(args.judge)
     judge = QualityJudge(data.splits["dev"], data.palette, data.splits["train"], data.prefix_len, classifier)
+    reranker = classifier_scorer(args.reranker or args.judge)
     rows = reference_rows(judge)
     for row in rows:
         print_row(row, header=row is rows[0])
     for root in map(Path, args.runs):
         minutes = train(root.name) if args.train else None
         checkpoint = root if root.is_file() else newest_checkpoint(root, "best")
-        model = PixelLM.load_from_checkpoint(checkpoint, map_location="cpu").eval()
-        model.reranker = classifier_scorer(args.reranker or args.judge)
+        if checkpoint is None:
+            raise FileNotFoundError(f"{root}: no checkpoints/best.ckpt in any run under it")
+        model = load_pixel_lm(checkpoint)
+        model.reranker = reranker
         minutes = minutes if minutes is not None else training_minutes(checkpoint)
         for name, decoding in decodings(args.best_of).items():
             results, _ = evaluate_model(model, judge, decoding)

@@ -75,10 +75,11 @@ def build_model(config: dict, ckpt: str | None):
     """The config's PixelLM with seed-0 weights (or a checkpoint's): the same model in every worker."""
     import torch
 
+    from checkpointing import load_pixel_lm
     from lightning_modules import PixelLM
 
     if ckpt:
-        return PixelLM.load_from_checkpoint(ckpt, map_location="cpu")
+        return load_pixel_lm(ckpt)  # weights-only: a checkpoint from elsewhere cannot run code here
     torch.manual_seed(0)
     args = config["model"]["init_args"]
     return PixelLM(model_type=args["model_type"], model_config=args.get("model_config"))
@@ -466,6 +467,14 @@ def main(argv=None) -> None:
         return run_worker(args)
     args.load = os.getloadavg()[0]
     import torch
+
+    if args.ckpt:  # checked here, so that a bad file is one line, not a worker's traceback
+        from checkpointing import CheckpointError, load_checkpoint
+
+        try:
+            load_checkpoint(args.ckpt, "PixelLM")
+        except (CheckpointError, FileNotFoundError) as error:
+            sys.exit(f"speed.py: error: {error}")
 
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+import checkpointing
 from datamodules.render import to_rgb
 from lightning_modules.classifier import PokemonClassifier
 from lightning_modules.decoding import Decoding
@@ -27,14 +28,13 @@ CLASSIFIER_HINT = (
 
 
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> PokemonClassifier:
-    """The classifier of a checkpoint written by ``train.py --config configs/classifier.yaml``, in eval mode."""
-    path = Path(path)
-    if not path.is_file():
+    """The classifier of a checkpoint written by ``train.py --config configs/classifier.yaml``, in eval mode.
+
+    Read weights-only by :func:`checkpointing.load_classifier`, which refuses a file holding code.
+    """
+    if not Path(path).exists():
         raise FileNotFoundError(f"--classifier: {path} does not exist (train one: python train.py --config configs/classifier.yaml)")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    if "palette" not in checkpoint.get("state_dict", {}):
-        raise ValueError(f"--classifier: {path} is not a PokemonClassifier checkpoint")
-    return PokemonClassifier.load_from_checkpoint(path, map_location=device).eval()
+    return checkpointing.load_classifier(path, device)
 
 
 @torch.no_grad()

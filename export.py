@@ -1,0 +1,41 @@
+"""Export a trained model as a folder that cannot carry code: ``python export.py --out llama_export/``.
+
+Takes the newest run's ``best.ckpt`` and its config unless ``--ckpt_path`` (and ``--config``) say
+otherwise. The folder holds Hugging Face's ``config.json`` and ``model.safetensors`` of the causal LM,
+with the weights the checkpoint holds (the EMA average, for configs that average), and
+``pixel_lm.json``: architecture, sizes, palette and the config's ``decoding``. Share it instead of a
+``.ckpt``, which is a pickle: ``predict.py --ckpt_path llama_export/`` and ``evaluate.py`` take it
+with no config and read only its JSON and safetensors.
+"""
+
+from checkpointing import CheckpointError, load_weights
+from checkpointing.exported import export_pixel_lm
+from cli import PixelCLI, reported_errors
+from lightning_modules import PixelLM
+
+
+class ExportCLI(PixelCLI):
+    """PixelCLI's predict set-up (config, checkpoint look-up, decoding options) plus where to write."""
+
+    def __init__(self, args: list[str] | None) -> None:
+        super().__init__("predict", args=args)
+
+    def add_arguments_to_parser(self, parser) -> None:
+        super().add_arguments_to_parser(parser)
+        parser.add_argument("--out", type=str, required=True, help="Folder to write (built beside it, then renamed).")
+        parser.add_argument("--overwrite", type=bool, default=False, help="Replace --out if it exists and is not empty.")
+
+
+def main(args: list[str] | None = None) -> None:
+    cli = ExportCLI(args)
+    if not isinstance(cli.model, PixelLM):
+        raise CheckpointError(f"{cli.config.ckpt_path}: only a PixelLM can be exported, not a {type(cli.model).__name__}")
+    if cli.checkpoint_file:  # an exported folder's weights are loaded already
+        load_weights(cli.model, cli.checkpoint_file)
+    out = export_pixel_lm(cli.model, cli.datamodule.palette, cli.config.out, cli.config.overwrite)
+    print(f"Exported {cli.config.ckpt_path} to {out}/ (predict with: python predict.py --ckpt_path {out})")
+
+
+if __name__ == "__main__":
+    with reported_errors():  # bad input: one line "error: ...", exit status 2
+        main()
