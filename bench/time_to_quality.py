@@ -234,12 +234,12 @@ def score_runs(report: dict, judge_path: str, threads: int) -> None:
     import torch
     import yaml
 
+    from checkpointing import load_pixel_lm
     from datamodules import PokemonDataModule
-    from evaluation.scoring import evaluate_model, load_classifier
-    from lightning_modules import PixelLM
+    from evaluation.scoring import QualityJudge, evaluate_model, load_classifier
 
     torch.set_num_threads(threads)
-    judge = load_classifier(judge_path)
+    classifier = load_classifier(judge_path)
     for row in report["recipes"]:
         checkpoint = Path(row["run_dir"] or ".") / "checkpoints" / "best.ckpt"
         if not row["run_dir"] or not checkpoint.is_file():
@@ -248,8 +248,9 @@ def score_runs(report: dict, judge_path: str, threads: int) -> None:
         config = yaml.safe_load((checkpoint.parent.parent / "config.yaml").read_text())
         data = PokemonDataModule(data_dir=config["data"].get("data_dir"))
         data.setup("validate")
-        model = PixelLM.load_from_checkpoint(checkpoint, map_location="cpu").eval()
-        results, _ = evaluate_model(model, data.splits["dev"], judge, model.decoding)
+        model = load_pixel_lm(checkpoint).eval()  # weights-only: a checkpoint cannot run code
+        judge = QualityJudge(data.splits["dev"], data.palette, data.splits["train"], data.prefix_len, classifier)
+        results, _ = evaluate_model(model, judge, model.decoding)
         keep = ("fid", "pdr", "bits_per_pixel", "pixel_accuracy", "features", "decoding")
         row["quality"] = {"checkpoint": str(checkpoint), **{key: results[key] for key in keep}}
         print(f"{row['recipe']}: dev FID {results['fid']:.1f}, PDR {results['pdr']:.2f} ({checkpoint})", file=sys.stderr)
