@@ -41,11 +41,18 @@ class ExportedModel:
     prefix_len: int
     palette: torch.Tensor  # (vocab_size, 3) uint8
     decoding: Decoding
+    grid_positions: bool = False  # row and column embeddings (folders written before them have none)
+    image_width: int = 20
 
     @property
     def hparams(self) -> dict[str, Any]:
         keys = ("model_type", "model_config", "vocab_size", "seq_len", "prefix_len")
         return {key: getattr(self, key) for key in keys}
+
+    @property
+    def layout(self) -> dict[str, Any]:
+        """The PixelLM settings that add weights beside the causal LM's: they must match the config's."""
+        return {"grid_positions": self.grid_positions, "image_width": self.image_width}
 
 
 def is_exported(path: str | Path | None) -> bool:
@@ -80,6 +87,8 @@ def export_pixel_lm(model: PixelLM, palette: torch.Tensor, out: str | Path, over
             "seq_len": hp["seq_len"],
             "prefix_len": hp["prefix_len"],
             "decoding": asdict(model.decoding),
+            "grid_positions": bool(hp.get("grid_positions", False)),
+            "image_width": hp.get("image_width", 20),
         }
         (building / SETTINGS_FILE).write_text(_settings_text(settings, palette))
         os.chmod(building, 0o777 & ~_umask())  # mkdtemp makes 0700; the folder should look like any other
@@ -147,6 +156,8 @@ def read_export(folder: str | Path) -> ExportedModel:
         prefix_len=field("prefix_len", int),
         palette=torch.tensor(palette, dtype=torch.uint8),
         decoding=_decoding(field("decoding", dict), path),
+        grid_positions=field("grid_positions", bool) if "grid_positions" in data else False,
+        image_width=field("image_width", int) if "image_width" in data else 20,
     )
 
 
@@ -180,6 +191,10 @@ def load_exported_weights(model: PixelLM, folder: str | Path, palette: torch.Ten
         raise CheckpointMismatchError(
             f"{folder}: the exported model is {describe(export.hparams)}, the config asks for {describe(hp)}"
         )
+    configured = {"grid_positions": bool(hp.get("grid_positions", False)), "image_width": hp.get("image_width", 20)}
+    for key in ("grid_positions", "image_width") if export.grid_positions else ("grid_positions",):
+        if configured[key] != export.layout[key]:
+            raise CheckpointMismatchError(f"{folder}: the exported model has {key} {export.layout[key]}, the config {configured[key]}")
     if palette is not None and export.palette.shape != palette.shape:
         raise CheckpointMismatchError(f"{folder}: its palette has {len(export.palette)} colours, the data's {len(palette)}")
     if palette is not None and not torch.equal(export.palette, palette.to(torch.uint8)):
@@ -229,6 +244,8 @@ class ExportedPixelLM(PixelLM):
             if export.hparams[key] != value:
                 raise CheckpointMismatchError(f"{folder}: the exported model has {key} {export.hparams[key]}, the data {value}")
         decoding = decoding or export.decoding
-        super().__init__(model_type=export.model_type, model_config=export.model_config, decoding=decoding, **given)
+        super().__init__(
+            model_type=export.model_type, model_config=export.model_config, decoding=decoding, **export.layout, **given
+        )
         # A PixelLM's hyperparameters, not this constructor's (what describe() and error messages read).
-        self.save_hyperparameters({**export.hparams, "decoding": decoding})
+        self.save_hyperparameters({**export.hparams, **export.layout, "decoding": decoding})

@@ -13,6 +13,7 @@ from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from lightning_modules.checkpoint_check import check_checkpoint
 from lightning_modules.decoding import Decoding
+from lightning_modules.grid_positions import add_grid_positions
 from lightning_modules.kv_cache import FilledInPlaceCache
 
 # Keys that name the context length in each architecture's config class.
@@ -52,6 +53,9 @@ class PixelLM(L.LightningModule):
         decoding: How validation samples and predictions are decoded (reconstruction accuracy is always greedy).
         input_noise: Share of training input pixels replaced by a random colour (the targets stay the
             true pixels): a regulariser that costs nothing per step, unlike attention dropout's masks.
+        grid_positions: Add learned row and column embeddings to the token embeddings
+            (:mod:`lightning_modules.grid_positions`): the model knows each pixel's column and row.
+        image_width: Pixels per row, for ``grid_positions``.
         compile: Compile the teacher-forced forward pass (training, validation loss) with ``torch.compile``;
             pays off on a GPU. Generation stays uncompiled: its shapes change every step.
     """
@@ -71,6 +75,8 @@ class PixelLM(L.LightningModule):
         min_lr_ratio: float = 0.1,
         decoding: Decoding | None = None,
         input_noise: float = 0.0,
+        grid_positions: bool = False,
+        image_width: int = 20,
         compile: bool = False,
     ) -> None:
         super().__init__()
@@ -83,6 +89,10 @@ class PixelLM(L.LightningModule):
         # not a submodule, so a classifier set here never enters this model's checkpoints.
         self.reranker: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.model = AutoModelForCausalLM.from_config(self.build_config(model_type, model_config, vocab_size, seq_len))
+        if grid_positions:
+            if image_width < 1 or seq_len % image_width:
+                raise ValueError(f"model.image_width: {image_width} does not divide the {seq_len} pixels of an image")
+            add_grid_positions(self.model, seq_len // image_width, image_width)
         self._compiled_forward = None
 
     @staticmethod
