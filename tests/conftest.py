@@ -31,18 +31,25 @@ DATA_DIR = _unpacked_shipped_data()
 
 
 def run_script(
-    script: str, *args: str, wandb_mode: str | None = "disabled", check: bool = True, timeout: float = 600, env=None
+    script: str,
+    *args: str,
+    wandb_mode: str | None = "disabled",
+    check: bool = True,
+    timeout: float = 600,
+    env=None,
+    cwd: Path | None = None,
 ):
     """Runs ``python <script> args`` from the repository root, as a user would; returns the CompletedProcess.
 
-    ``wandb_mode=None`` leaves ``WANDB_MODE`` unset, as for a user who never set it; ``env`` adds variables.
+    ``wandb_mode=None`` leaves ``WANDB_MODE`` unset, as for a user who never set it; ``env`` adds variables;
+    ``cwd`` runs it from another folder (``python /path/to/predict.py``), where default outputs land.
     """
     # One thread: tiny models gain nothing from more, and a busy machine makes extra threads wait on each other.
     env = {"OMP_NUM_THREADS": "1", **os.environ, "WANDB_MODE": wandb_mode, "PYTHONUNBUFFERED": "1", **(env or {})}
     for name in ("POKEMON_RUN_DIR", *(["WANDB_MODE"] if wandb_mode is None else [])):
         env.pop(name, None)
     result = subprocess.run(
-        [sys.executable, script, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, script if cwd is None else str(ROOT / script), *args], cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
     if check and result.returncode != 0:
         raise AssertionError(f"{script} {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
@@ -57,6 +64,35 @@ def small_data(tmp_path_factory) -> Path:
         lines = (DATA_DIR / name).read_text().splitlines()
         (folder / name).write_text("\n".join(lines[:keep]) + "\n")
     return folder
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, small_data) -> Path:
+    """One tiny training run (3 steps, EMA on, as the shipped configs) shared by every test that only
+    reads it: predicting, exporting, evaluating. Returns its runs folder (``version_0`` inside)."""
+    runs = tmp_path_factory.mktemp("trained") / "runs"
+    run_script(
+        "train.py", "--config", str(TINY), "--trainer.default_root_dir", str(runs),
+        "--data.data_dir", str(small_data), "--trainer.max_steps=3",
+    )  # fmt: skip
+    return runs
+
+
+@pytest.fixture(scope="session")
+def lm_ckpt(trained) -> Path:
+    return trained / "version_0" / "checkpoints" / "best.ckpt"
+
+
+@pytest.fixture(scope="session")
+def classifier_ckpt(tmp_path_factory, small_data) -> Path:
+    """A briefly trained classifier checkpoint (its numbers do not matter, its format does)."""
+    root = tmp_path_factory.mktemp("judge") / "runs"
+    run_script(
+        "train.py", "--config", str(ROOT / "configs/classifier.yaml"),
+        "--trainer.default_root_dir", str(root), "--data.data_dir", str(small_data),
+        "--trainer.max_epochs=-1", "--trainer.max_steps=4", "--trainer.max_time=null", "--trainer.logger=false",
+    )  # fmt: skip
+    return root / "version_0" / "checkpoints" / "last.ckpt"
 
 
 @pytest.fixture

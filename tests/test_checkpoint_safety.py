@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from checkpointing import CheckpointError, load_checkpoint, load_classifier, load_pixel_lm
-from conftest import ROOT, TINY, run_script
+from conftest import TINY, run_script
 from lightning_modules import Decoding
 from test_errors import assert_error
 
@@ -29,33 +29,6 @@ class Payload:
 
     def __reduce__(self):
         return os.system, (f"touch {shlex.quote(str(self.marker))}",)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, small_data) -> Path:
-    """A tiny run (EMA on, as in the shipped configs); returns its runs folder."""
-    runs = tmp_path_factory.mktemp("trained") / "runs"
-    run_script(
-        "train.py", "--config", str(TINY), "--trainer.default_root_dir", str(runs),
-        "--data.data_dir", str(small_data), "--trainer.max_steps=3",
-    )  # fmt: skip
-    return runs
-
-
-@pytest.fixture(scope="module")
-def lm_ckpt(trained) -> Path:
-    return trained / "version_0" / "checkpoints" / "best.ckpt"
-
-
-@pytest.fixture(scope="module")
-def classifier_ckpt(tmp_path_factory, small_data) -> Path:
-    root = tmp_path_factory.mktemp("judge") / "runs"
-    run_script(
-        "train.py", "--config", str(ROOT / "configs/classifier.yaml"),
-        "--trainer.default_root_dir", str(root), "--data.data_dir", str(small_data),
-        "--trainer.max_epochs=-1", "--trainer.max_steps=4", "--trainer.max_time=null", "--trainer.logger=false",
-    )  # fmt: skip
-    return root / "version_0" / "checkpoints" / "last.ckpt"
 
 
 @pytest.fixture

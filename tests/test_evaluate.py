@@ -23,18 +23,6 @@ MODEL_FIELDS = {"checkpoint", "classifier", "pixel_accuracy", "bits_per_pixel", 
 CLASSIFIER_FIELDS = {"pdr", "fid_classifier", "fid_classifier_ref_nearest", "fid_classifier_ref_real", "features_classifier"}
 
 
-@pytest.fixture(scope="module")
-def classifier_ckpt(tmp_path_factory, small_data):
-    """A briefly trained classifier checkpoint (its numbers do not matter here, its format does)."""
-    root = tmp_path_factory.mktemp("judge") / "runs"
-    run_script(
-        "train.py", "--config", str(ROOT / "configs/classifier.yaml"),
-        "--trainer.default_root_dir", str(root), "--data.data_dir", str(small_data),
-        "--trainer.max_epochs=-1", "--trainer.max_steps=4", "--trainer.max_time=null", "--trainer.logger=false",
-    )  # fmt: skip
-    return root / "version_0" / "checkpoints" / "last.ckpt"
-
-
 @pytest.fixture
 def no_network(monkeypatch):
     def refuse(*args, **kwargs):

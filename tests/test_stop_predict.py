@@ -8,20 +8,10 @@ import time
 
 import pytest
 
-from conftest import ROOT, TINY, run_script
+from conftest import ROOT, TINY
 
 # Slow decoding, one prefix a batch: prediction takes many seconds, so the signal arrives mid-way.
 SLOW = ("--model.init_args.decoding.best_of=128", "--data.eval_batch_size=1")
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, small_data):
-    runs = tmp_path_factory.mktemp("trained") / "runs"
-    run_script(
-        "train.py", "--config", str(TINY), "--trainer.default_root_dir", str(runs),
-        "--data.data_dir", str(small_data), "--trainer.max_steps=1",
-    )  # fmt: skip
-    return runs
 
 
 @pytest.mark.parametrize(("signum", "status", "message"), [
