@@ -269,16 +269,17 @@ class PixelCLI(LightningCLI):
     def _add_predict_arguments(parser: LightningArgumentParser) -> None:
         parser.add_argument(
             "--split",
-            type=Literal["test", "dev", "train"] | None,
+            type=Literal["test", "dev", "train", "new"] | None,
             default=None,
-            help="Prefixes to complete; sets data.predict_split (default: its value, test). train: e.g. a classifier's negatives_file.",
+            help="Prefixes to complete; sets data.predict_split (default: its value, test). train: e.g. a classifier's "
+            "negatives_file. new: draw data.num_new (80) brand-new Pokémon from nothing.",
         )
         parser.add_argument(
             "--output",
             type=str | None,
             default=None,
             help="File to write (a PNG grid goes beside it); default: submission.txt for test, "
-            "dev_completions.txt for dev.",
+            "new_pokemon.txt for new, <split>_completions.txt for dev and train.",
         )
         parser.add_argument(
             "--reranker",
@@ -305,7 +306,8 @@ class PixelCLI(LightningCLI):
             if config.split is not None:
                 config.data.predict_split = config.split
             split = config.split = config.data.predict_split
-            config.output = config.output or ("submission.txt" if split == "test" else f"{split}_completions.txt")
+            default = {"test": "submission.txt", "new": "new_pokemon.txt"}.get(split, f"{split}_completions.txt")
+            config.output = config.output or default
 
     def instantiate_classes(self) -> None:
         try:

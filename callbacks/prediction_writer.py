@@ -39,17 +39,15 @@ class PredictionWriter(BasePredictionWriter):
         if not trainer.is_global_zero:
             return
         data = trainer.datamodule
-        prefixes = data.splits[data.predict_split][:, : data.prefix_len]
+        prefixes = data.predict_prefixes()
         images = validate(images.tolist(), prefixes, str(self.output), data.seq_len, data.vocab_size)
+        given_rows = prefixes.shape[1] // data.image_width  # a red line where the given pixels end
         picture = grid(
-            images,
-            data.palette,
-            data.image_height,
-            data.image_width,
-            boundary_row=data.prefix_len // data.image_width,  # a red line where the given pixels end
+            images, data.palette, data.image_height, data.image_width, boundary_row=given_rows or None
         )
         atomic_write_files({self.output: format_images(images).encode(), self.picture: png_bytes(picture)})
-        print(f"Wrote {len(images)} completed images to {self.output} and a picture of them to {self.picture}")
+        drawn = "new Pokémon" if data.predict_split == "new" else "completed images"
+        print(f"Wrote {len(images)} {drawn} to {self.output} and a picture of them to {self.picture}")
 
     @staticmethod
     def _gather(trainer: L.Trainer, predictions: list[dict[str, torch.Tensor]]) -> torch.Tensor:

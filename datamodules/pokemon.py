@@ -80,7 +80,11 @@ class PokemonDataModule(L.LightningDataModule):
         hflip: Mirror training images left-right with probability 0.5.
         num_workers: DataLoader worker processes (0 is fastest for this tiny in-memory data).
         predict_split: Which prefixes prediction completes: ``test``, ``dev``, or ``train`` (e.g. to make a
-            classifier's ``negatives_file`` from completions of the training prefixes).
+            classifier's ``negatives_file`` from completions of the training prefixes); ``new`` draws
+            brand-new Pokémon from nothing: ``num_new`` images, each from one first pixel.
+        num_new: How many new Pokémon ``predict_split: new`` draws.
+        new_seed: Seed of the first pixels of new Pokémon, drawn as often as the training images start with
+            each colour (84 % start with the background); the model draws the other pixels.
     """
 
     def __init__(
@@ -96,7 +100,9 @@ class PokemonDataModule(L.LightningDataModule):
         eval_batch_size: int = 80,
         hflip: bool = False,
         num_workers: int = 0,
-        predict_split: Literal["test", "dev", "train"] = "test",
+        predict_split: Literal["test", "dev", "train", "new"] = "test",
+        num_new: int = 80,
+        new_seed: int = 0,
     ) -> None:
         super().__init__()
         if hub_dataset is not None and hub_palette is None:
@@ -115,6 +121,10 @@ class PokemonDataModule(L.LightningDataModule):
         self.hflip = hflip
         self.num_workers = num_workers
         self.predict_split = predict_split
+        if num_new < 1:
+            raise ValueError(f"data.num_new: must be 1 or more, got {num_new}")
+        self.num_new = num_new
+        self.new_seed = new_seed
         self.splits: dict[str, torch.Tensor] = {}
 
     @property
@@ -192,6 +202,14 @@ class PokemonDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.splits["dev"], batch_size=self.eval_batch_size)
 
+    def predict_prefixes(self) -> torch.Tensor:
+        """What prediction completes: the split's ``(N, prefix_len)`` prefixes, or for ``new`` ``(num_new, 1)``
+        first pixels drawn from the training images' first-pixel frequencies with ``new_seed``."""
+        if self.predict_split != "new":
+            return self.splits[self.predict_split][:, : self.prefix_len]
+        frequencies = torch.bincount(self.splits["train"][:, 0], minlength=self.vocab_size).float()
+        generator = torch.Generator().manual_seed(self.new_seed)
+        return torch.multinomial(frequencies, self.num_new, replacement=True, generator=generator)[:, None]
+
     def predict_dataloader(self) -> DataLoader:
-        prefixes = self.splits[self.predict_split][:, : self.prefix_len]
-        return DataLoader(Prefixes(prefixes), batch_size=self.eval_batch_size)
+        return DataLoader(Prefixes(self.predict_prefixes()), batch_size=self.eval_batch_size)

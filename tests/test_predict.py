@@ -13,17 +13,6 @@ GREEDY = "--model.init_args.decoding.do_sample=false"
 SAMPLE = ("--model.init_args.decoding.do_sample=true", "--model.init_args.decoding.top_k=20")
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, small_data):
-    """One tiny training run shared by this file's tests (the train_tiny fixture, once per module)."""
-    runs = tmp_path_factory.mktemp("trained") / "runs"
-    run_script(
-        "train.py", "--config", str(TINY), "--trainer.default_root_dir", str(runs),
-        "--data.data_dir", str(small_data), "--trainer.max_steps=3",
-    )  # fmt: skip
-    return runs
-
-
 def predict(runs, data_dir, output, *args, check_rc=True):
     return run_script(
         "predict.py", "--config", str(TINY), "--trainer.default_root_dir", str(runs),
@@ -89,6 +78,31 @@ def test_train_split_completes_every_training_prefix(trained, small_data, tmp_pa
     train = read_images(small_data / "train.txt")
     assert images.shape == train.shape and torch.equal(images[:, :240], train[:, :240])
     assert not torch.equal(images, train)  # generated bottoms, not the real ones
+
+
+def test_new_pokemon_from_nothing(trained, small_data, tmp_path):
+    """--split new: brand-new images, each from one first pixel drawn as the training images start."""
+    result = run_script(
+        "predict.py", "--config", str(TINY), "--trainer.default_root_dir", str(trained),
+        "--data.data_dir", str(small_data), *SAMPLE, "--split=new", "--data.num_new=12", cwd=tmp_path,
+    )  # fmt: skip
+    output = tmp_path / "new_pokemon.txt"  # the default name for new Pokémon
+    assert "Wrote 12 new Pokémon" in result.stdout
+    images = read_images(output, 400, 167)
+    assert images.shape == (12, 400)
+    first_pixels = set(read_images(small_data / "train.txt")[:, 0].tolist())
+    assert set(images[:, 0].tolist()) <= first_pixels  # only colours a training image starts with
+    assert len({tuple(row) for row in images.tolist()}) == 12  # sampled: every one different
+    picture = Image.open(tmp_path / "new_pokemon.png").convert("RGB")
+    assert picture.size == (10 * 82 + 2, 2 * 82 + 2)
+    palette = read_palette(small_data / "colormap.txt")
+    assert picture.getpixel((2, 2 + 12 * 4)) == tuple(palette[images[0, 12 * 20]].tolist())  # no red prefix line
+    again = tmp_path / "again.txt"
+    predict(trained, small_data, again, *SAMPLE, "--split=new", "--data.num_new=12")
+    assert again.read_bytes() == output.read_bytes()  # same seeds, same new Pokémon
+    other = tmp_path / "other.txt"
+    predict(trained, small_data, other, *SAMPLE, "--split=new", "--data.num_new=12", "--data.new_seed=1")
+    assert other.read_bytes() != output.read_bytes()
 
 
 @pytest.mark.parametrize(
