@@ -1,21 +1,35 @@
 """Quality of trained runs on the dev split: bits/pixel, recon accuracy, FIDs and PDR per decoding.
 
-    python bench/quality.py --runs runs/gpt2_sample runs/llama --judge CLASSIFIER.ckpt \
-        [--reranker OTHER_CLASSIFIER.ckpt] [--best_of 8] [--train]
+    python bench/quality.py --runs runs/gpt2_sample runs/llama \\
+        --judge runs/classifier/version_0/checkpoints/best.ckpt runs/judge/version_0/checkpoints/best.ckpt \\
+        [--reranker CLASSIFIER.ckpt] [--best_of 8] [--seeds 0 1 2] [--decodings greedy sampled best_of new] \\
+        [--train] [--json results.json]
 
-For each run folder (the newest version's best.ckpt) it completes the 80 dev prefixes greedily,
-by sampling (top-k 50, top-p 0.95) and by best-of-N sampling, and prints one table and JSON.
+For each run folder (the newest version's best.ckpt) it completes the 80 dev prefixes with each
+decoding and prints one table and JSON. Decodings: ``greedy``; ``sampled`` (top-k 50, top-p 0.95,
+temperature 1, or ``--top_k``, ``--top_p``, ``--temperature``: for every sampled decoding); ``best_of``
+(best of ``--best_of`` samples, kept by the reranker classifier); ``best_of_likelihood`` (the same
+samples, kept by the model's own likelihood, no classifier); ``new``: 80 brand-new Pokémon from nothing
+(``predict.py --split new``: one first pixel drawn as the training images start, then sampled), scored
+against the dev images like the completions, with no bits/pixel or recon accuracy.
+Every sampled decoding runs once per ``--seeds`` seed (sampling seed, and the first pixels of ``new``):
+the table gives the mean and, in brackets, the lowest and highest value; the JSON keeps each seed's.
+
+FID is Inception's (the course's features). Each ``--judge`` (a classifier checkpoint) gives one PDR
+column, named by its run folder; the first judge also gives the classifier-feature FID. Rerank with
+another classifier than the judge whose PDR you trust: the default reranker is the first judge, so
+pass a second, independent ``--judge`` (``configs/judge.yaml``). The first rows are reference points,
+measured the same way: the 80 real dev images themselves (their PDR: what a judge gives real Pokémon),
+the dev prefixes completed with the bottom of the nearest training image (a model should beat it) and
+80 real training images (the floor of an 80-image FID).
+
 ``--train`` first trains each run's config (``configs/<name>.yaml``) and times it; otherwise the
 training minutes come from the run folder (config.yaml written at the start, last.ckpt at the end).
-FID is Inception's (the course's features); the judge (a classifier) measures PDR and the
-classifier-feature FID beside it. Reranking best-of-N with a different classifier than the judge
-keeps the PDR figure honest. The first two rows are the reference points, measured the same way:
-the dev prefixes completed with the bottom of the nearest training image (a model should beat
-it) and 80 real training images (the floor of an 80-image FID).
 """
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -27,12 +41,25 @@ from checkpointing import CheckpointError, load_pixel_lm  # noqa: E402
 from cli import newest_checkpoint  # noqa: E402
 from datamodules import PokemonDataModule  # noqa: E402
 from lightning_modules import Decoding  # noqa: E402
-from evaluation.scoring import QualityJudge, classifier_scorer, evaluate_model, load_classifier  # noqa: E402
+from evaluation.scoring import QualityJudge, classifier_scorer, detection_rate, evaluate_model, evaluate_new  # noqa: E402
+from evaluation.scoring import load_classifier  # noqa: E402
+
+DECODINGS = ("greedy", "sampled", "best_of", "best_of_likelihood", "new")
+METRICS = (("bits_per_pixel", 3), ("recon_acc", 3), ("fid", 1), ("fid_classifier", 1))
 
 
-def decodings(best_of: int) -> dict[str, Decoding]:
-    sampled = {"do_sample": True, "top_k": 50, "top_p": 0.95, "seed": 0}
-    return {"greedy": Decoding(), "sampled": Decoding(**sampled), f"best-of-{best_of}": Decoding(**sampled, best_of=best_of)}
+def decoding_plan(names: list[str], best_of: int, seeds: list[int], sampling: dict) -> list[tuple[str, str, list[Decoding]]]:
+    """``(row label, decoding kind, one Decoding per seed)`` for each requested decoding, in table order.
+    ``sampling``: the sampled decodings' ``temperature``, ``top_k`` and ``top_p``."""
+    plan = []
+    for name in names:
+        if name == "greedy":
+            plan.append(("greedy", name, [Decoding()]))
+            continue
+        label = {"best_of": f"best-of-{best_of}", "best_of_likelihood": f"best-of-{best_of} (likelihood)"}.get(name, name)
+        count = best_of if name.startswith("best_of") else 1
+        plan.append((label, name, [Decoding(do_sample=True, **sampling, seed=seed, best_of=count) for seed in seeds]))
+    return plan
 
 
 def train(name: str) -> float:
@@ -46,74 +73,154 @@ def training_minutes(checkpoint: Path) -> float:
     return ((run / "checkpoints" / "last.ckpt").stat().st_mtime - (run / "config.yaml").stat().st_mtime) / 60
 
 
+def judge_name(path: str) -> str:
+    """``judge`` for ``runs/judge/version_0/checkpoints/best.ckpt``; the file's stem for a loose file."""
+    parts = Path(path).parts
+    return parts[-4] if len(parts) >= 4 and parts[-2] == "checkpoints" else Path(path).stem
+
+
 def main() -> None:
     try:
         run()
-    except (CheckpointError, FileNotFoundError) as error:  # a bad --judge, --reranker or run: one line
+    except (CheckpointError, FileNotFoundError, ValueError) as error:  # a bad --judge, --reranker or run: one line
         sys.exit(f"quality.py: error: {error}")
 
 
-def run() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", required=True, help="run roots (runs/llama) or checkpoint files")
-    parser.add_argument("--judge", required=True, help="classifier checkpoint that measures PDR and the classifier FID")
-    parser.add_argument("--reranker", help="classifier checkpoint for best-of-N (default: the judge)")
+    parser.add_argument("--judge", nargs="+", required=True, help="classifier checkpoints: one PDR column each; the first gives the classifier FID")
+    parser.add_argument("--reranker", help="classifier checkpoint for best-of-N (default: the first judge)")
     parser.add_argument("--best_of", type=int, default=8)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds (default: 0 1 2)")
+    parser.add_argument("--decodings", nargs="+", choices=DECODINGS, default=["greedy", "sampled", "best_of", "new"])
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    parser.add_argument("--top_k", type=int, default=50, help="sample among the k likeliest colours (default 50)")
+    parser.add_argument("--top_p", type=float, default=0.95, help="nucleus sampling threshold (default 0.95)")
     parser.add_argument("--train", action="store_true", help="train each config first and time it")
     parser.add_argument("--data_dir", default=None, help="data folder (default: the shipped course split)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
+    names = [judge_name(path) for path in args.judge]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--judge: two judges share the name {names}; put them in differently named run folders")
+    if args.best_of < 1:
+        raise ValueError(f"--best_of: must be 1 or more, got {args.best_of}")
+    return args
 
+
+def run() -> None:
+    args = parse_args()
     data = PokemonDataModule(data_dir=args.data_dir)
     data.setup("validate")
-    classifier = load_classifier(args.judge)
-    judge = QualityJudge(data.splits["dev"], data.palette, data.splits["train"], data.prefix_len, classifier)
-    reranker = classifier_scorer(args.reranker or args.judge)
-    rows = reference_rows(judge)
+    classifiers = {judge_name(path): load_classifier(path) for path in args.judge}
+    first = next(iter(classifiers.values()))
+    judge = QualityJudge(data.splits["dev"], data.palette, data.splits["train"], data.prefix_len, first)
+    reranker = classifier_scorer(args.reranker or args.judge[0])
+    columns = list(classifiers)
+    rows = reference_rows(judge, classifiers)
     for row in rows:
-        print_row(row, header=row is rows[0])
+        print_row(row, columns, header=row is rows[0])
     for root in map(Path, args.runs):
         minutes = train(root.name) if args.train else None
         checkpoint = root if root.is_file() else newest_checkpoint(root, "best")
         if checkpoint is None:
             raise FileNotFoundError(f"{root}: no checkpoints/best.ckpt in any run under it")
         model = load_pixel_lm(checkpoint)
-        model.reranker = reranker
         minutes = minutes if minutes is not None else training_minutes(checkpoint)
-        for name, decoding in decodings(args.best_of).items():
-            results, _ = evaluate_model(model, judge, decoding)
+        sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
+        for label, kind, per_seed in decoding_plan(args.decodings, args.best_of, args.seeds, sampling):
+            model.reranker = reranker if kind == "best_of" else None  # best_of_likelihood: the model decides
+            seeds = [score(model, judge, classifiers, data, decoding, kind) for decoding in per_seed]
             rows.append({
-                "run": checkpoint.parent.parent.parent.name, "train_min": round(minutes, 1), "decoding": name,
-                "bits_per_pixel": results["bits_per_pixel"], "recon_acc": results["pixel_accuracy"],
-                "fid": results["fid"], "fid_classifier": results["fid_classifier"], "pdr": results["pdr"],
-                "decode_s": results["decode_s"], "checkpoint": str(checkpoint), "features": results["features"],
+                "run": checkpoint.parent.parent.parent.name, "train_min": round(minutes, 1), "decoding": label,
+                **summarise(seeds), "seeds": [decoding.seed for decoding in per_seed] if kind != "greedy" else None,
+                "per_seed": seeds, "sampling": sampling if kind != "greedy" else None,
+                "checkpoint": str(checkpoint), "features": judge.descriptions["fid"],
             })  # fmt: skip
-            print_row(rows[-1], header=False)
+            print_row(rows[-1], columns, header=False)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     print(json.dumps(rows))
 
 
-def reference_rows(judge: QualityJudge) -> list[dict]:
-    """The reference points as table rows (Inception and classifier FIDs; nothing was decoded)."""
+def score(model, judge: QualityJudge, classifiers: dict, data: PokemonDataModule, decoding: Decoding, kind: str) -> dict:
+    """One seed's figures: bits/pixel and recon accuracy (completions only), FIDs, each judge's PDR."""
+    if kind == "new":
+        results, images = evaluate_new(model, judge, new_first_pixels(data, decoding.seed), decoding)
+        results.update(bits_per_pixel=None, pixel_accuracy=None)
+    else:
+        results, images = evaluate_model(model, judge, decoding)
+    return {
+        "bits_per_pixel": results["bits_per_pixel"], "recon_acc": results["pixel_accuracy"], "fid": results["fid"],
+        "fid_classifier": results.get("fid_classifier"), "decode_s": results["decode_s"],
+        "pdr": {name: detection_rate(classifier, images) for name, classifier in classifiers.items()},
+    }  # fmt: skip
+
+
+def new_first_pixels(data: PokemonDataModule, seed: int):
+    """The first pixels ``predict.py --split new --data.new_seed SEED`` starts its new Pokémon from."""
+    new = PokemonDataModule(data_dir=data.data_dir, predict_split="new", num_new=len(data.splits["dev"]), new_seed=seed)
+    new.splits = data.splits
+    return new.predict_prefixes()
+
+
+def summarise(seeds: list[dict]) -> dict:
+    """Each figure's mean over seeds, and ``<name>_range`` its (lowest, highest) when there are several seeds."""
+    summary = {}
+    for key in [key for key, _ in METRICS] + ["decode_s"]:
+        values = [seed[key] for seed in seeds if seed[key] is not None]
+        summary[key] = statistics.fmean(values) if values else None
+        summary[f"{key}_range"] = [min(values), max(values)] if len(values) > 1 else None
+    summary["pdr"] = {name: statistics.fmean(seed["pdr"][name] for seed in seeds) for name in seeds[0]["pdr"]}
+    summary["pdr_range"] = (
+        {name: [min(s["pdr"][name] for s in seeds), max(s["pdr"][name] for s in seeds)] for name in seeds[0]["pdr"]}
+        if len(seeds) > 1 else None
+    )  # fmt: skip
+    return summary
+
+
+def reference_rows(judge: QualityJudge, classifiers: dict) -> list[dict]:
+    """The reference points as table rows: real dev images (PDR), the nearest-neighbour copy, real train images."""
     references = judge.references()
-    sets = {"nearest": "(nearest-neighbour copy)", "real": f"({len(judge.reference)} real train images)"}
-    return [
-        {"run": label, "train_min": None, "decoding": None, "bits_per_pixel": None, "recon_acc": None,
-         "fid": references[f"fid_ref_{name}"], "fid_classifier": references[f"fid_classifier_ref_{name}"],
-         "pdr": None, "decode_s": None, "checkpoint": None, "features": judge.descriptions["fid"]}
-        for name, label in sets.items()
-    ]  # fmt: skip
+    from evaluation.references import reference_sets
+
+    sets = reference_sets(judge.reference, judge.train, judge.prefix_len, judge.palette)
+    labels = {"dev": "(80 real dev images)", "nearest": "(nearest-neighbour copy)", "real": f"({len(judge.reference)} real train images)"}
+    images = {"dev": judge.reference, **sets}
+    rows = []
+    for name, label in labels.items():
+        fids = (0.0, 0.0) if name == "dev" else (references[f"fid_ref_{name}"], references.get(f"fid_classifier_ref_{name}"))
+        rows.append({
+            "run": label, "train_min": None, "decoding": None, "bits_per_pixel": None, "recon_acc": None,
+            "fid": fids[0], "fid_classifier": fids[1], "decode_s": None, "seeds": None,
+            "pdr": {judge_name: detection_rate(classifier, images[name]) for judge_name, classifier in classifiers.items()},
+            "checkpoint": None, "features": judge.descriptions["fid"],
+        })  # fmt: skip
+    return rows
 
 
-def print_row(row: dict, header: bool) -> None:
+def cell(row: dict, key: str, digits: int, judge: str | None = None) -> str:
+    value = row[key] if judge is None else (row[key] or {}).get(judge)
+    if value is None:
+        return "-"
+    spread = row.get(f"{key}_range")
+    spread = spread.get(judge) if judge is not None and spread else spread
+    if spread and spread[0] == spread[1]:  # every seed the same (bits/pixel does not depend on the seed)
+        spread = None
+    return f"{value:.{digits}f}" + (f" [{spread[0]:.{digits}f}, {spread[1]:.{digits}f}]" if spread else "")
+
+
+def print_row(row: dict, judges: list[str], header: bool) -> None:
     if header:
-        print("| run | train min | decoding | dev bits/pixel | recon acc | Inception FID | classifier FID | PDR | decode s |")
-        print("|---|---|---|---|---|---|---|---|---|")
-    cells = [row["run"], row["train_min"], row["decoding"]]
-    for key, digits in (("bits_per_pixel", 3), ("recon_acc", 3), ("fid", 1), ("fid_classifier", 1), ("pdr", 2), ("decode_s", 1)):  # fmt: skip
-        cells.append("-" if row[key] is None else f"{row[key]:.{digits}f}")
-    print("| " + " | ".join("-" if cell is None else str(cell) for cell in cells) + " |", flush=True)
+        names = ["run", "train min", "decoding", "dev bits/pixel", "recon acc", "Inception FID", "classifier FID"]
+        names += [f"PDR ({name})" for name in judges] + ["decode s"]
+        print("| " + " | ".join(names) + " |")
+        print("|" + "---|" * len(names))
+    cells = ["-" if row[key] is None else str(row[key]) for key in ("run", "train_min", "decoding")]
+    cells += [cell(row, key, digits) for key, digits in METRICS]
+    cells += [cell(row, "pdr", 2, name) for name in judges] + [cell(row, "decode_s", 1)]
+    print("| " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -118,9 +118,7 @@ class QualityJudge:
             results[key] = value
             results.update({name: ref for name, ref in references.items() if name.startswith(f"{key}_ref_")})
         if self.classifier is not None:
-            pdr = PokemonDetectionRate()
-            pdr.update(score_images(self.classifier, generated))
-            results["pdr"] = float(pdr.compute())
+            results["pdr"] = detection_rate(self.classifier, generated)
         results["features"] = self.descriptions["fid"]
         if "fid_classifier" in self.descriptions:
             results["features_classifier"] = self.descriptions["fid_classifier"]
@@ -148,6 +146,28 @@ def bits_per_pixel(model, images: torch.Tensor, prefix_len: int, batch_size: int
     finally:
         model.train(training)
     return float(torch.cat(losses).mean() / math.log(2))
+
+
+def detection_rate(classifier: PokemonClassifier, images: torch.Tensor) -> float:
+    """PDR of ``(N, seq_len)`` images by ``classifier``: the share it scores above 0.5."""
+    pdr = PokemonDetectionRate()
+    pdr.update(score_images(classifier, images))
+    return float(pdr.compute())
+
+
+def evaluate_new(model, judge: QualityJudge, first_pixels: torch.Tensor, decoding: Decoding) -> tuple[dict, torch.Tensor]:
+    """Draws new images from ``(N, 1)`` first pixels with ``decoding`` (``predict.py --split new``); their scores, and them.
+
+    The FIDs compare them with the judge's reference images (the dev split), as for completions; nothing
+    of those images was given, so the ``real`` reference point, not ``nearest``, is the one to compare with.
+    """
+    start = time.perf_counter()
+    images = complete_prefixes(model, first_pixels, decoding)
+    decode_s = time.perf_counter() - start
+    results = judge(images)
+    results["decoding"] = vars(decoding)
+    results["decode_s"] = decode_s
+    return results, images
 
 
 def evaluate_model(model, judge: QualityJudge, decoding: Decoding) -> tuple[dict, torch.Tensor]:

@@ -166,3 +166,33 @@ def test_time_to_quality_scores_best_checkpoints_with_a_judge(tmp_path, small_da
     quality = json.loads((out / "time_to_quality.json").read_text())["recipes"][0]["quality"]
     assert quality["checkpoint"] == str(out / "only" / "version_0" / "checkpoints" / "best.ckpt")
     assert quality["fid"] == pytest.approx(float(row[-2]), abs=0.06) and 0 <= quality["pdr"] <= 1
+
+
+@pytest.mark.slow  # Inception features of 7 image sets
+def test_quality_bench_seeds_judges_and_new_pokemon(lm_ckpt, classifier_ckpt, small_data, tmp_path):
+    """bench/quality.py: a PDR column per judge, mean and [lowest, highest] over seeds, new Pokémon rows."""
+    strict = tmp_path / "strict" / "version_0" / "checkpoints" / "best.ckpt"  # a second judge, named by its folder
+    strict.parent.mkdir(parents=True)
+    strict.write_bytes(classifier_ckpt.read_bytes())
+    report = tmp_path / "quality.json"
+    result = run_script(
+        "bench/quality.py", "--runs", str(lm_ckpt), "--judge", str(classifier_ckpt), str(strict),
+        "--seeds", "0", "1", "--decodings", "sampled", "new", "--data_dir", str(small_data), "--json", str(report),
+    )  # fmt: skip
+    header = next(line for line in result.stdout.splitlines() if line.startswith("| run |"))
+    assert "| PDR (runs) | PDR (strict) |" in header
+    rows = json.loads(report.read_text())
+    assert [row["run"] for row in rows[:3]] == ["(80 real dev images)", "(nearest-neighbour copy)", "(16 real train images)"]
+    assert rows[0]["fid"] == 0 and set(rows[0]["pdr"]) == {"runs", "strict"}
+    for row in rows:  # the same weights under two names judge every set alike
+        assert row["pdr"]["runs"] == row["pdr"]["strict"] and 0 <= row["pdr"]["runs"] <= 1
+    sampled, new = rows[3], rows[4]
+    assert (sampled["decoding"], new["decoding"]) == ("sampled", "new") and sampled["seeds"] == [0, 1]
+    fids = [seed["fid"] for seed in sampled["per_seed"]]
+    assert sampled["fid"] == pytest.approx(sum(fids) / 2) and sampled["fid_range"] == [min(fids), max(fids)]
+    assert fids[0] != fids[1]  # another seed, other samples
+    pdrs = [seed["pdr"]["strict"] for seed in new["per_seed"]]
+    assert new["pdr_range"]["strict"] == [min(pdrs), max(pdrs)]
+    assert new["bits_per_pixel"] is None and new["recon_acc"] is None and new["fid"] > 0
+    line = next(line for line in result.stdout.splitlines() if "| sampled |" in line)
+    assert f"{sampled['fid']:.1f} [{min(fids):.1f}, {max(fids):.1f}]" in line
