@@ -1,6 +1,6 @@
 """Training and generation speed of the project beside the course's plain PyTorch code, with peak memory.
 
-    python bench/speed.py                      # configs/gpt2_sample.yaml and configs/llama.yaml, 2 threads
+    python bench/speed.py                      # gpt2_sample, llama_dropout (the old default), llama; 2 threads
     python bench/speed.py --threads 1 --quick  # one repeat, fewer steps
 
 Each measurement runs in a fresh subprocess (so its peak RSS is its own), project and course variants
@@ -441,7 +441,7 @@ def paired_range(numerators: list[dict], denominators: list[dict], key: str) -> 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", nargs="+", default=["configs/gpt2_sample.yaml", "configs/llama.yaml"])
+    parser.add_argument("--configs", nargs="+", default=["configs/gpt2_sample.yaml", "configs/llama_dropout.yaml", "configs/llama.yaml"])
     parser.add_argument("--threads", type=int, default=2, help="torch threads in every measurement")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per variant (median shown)")
     parser.add_argument("--warmup", type=int, default=3, help="training steps before timing starts")

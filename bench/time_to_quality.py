@@ -1,8 +1,7 @@
 """Minutes to a good model: trains recipes side by side and times each to the dev bits/pixel it reaches.
 
     python bench/time_to_quality.py --out runs/ttq \\
-        --recipe old=configs/llama.yaml \\
-        --recipe "new=configs/llama.yaml --model.init_args.lr=3e-3 --trainer.max_epochs=20" \\
+        --recipe old=configs/llama_dropout.yaml --recipe new=configs/llama.yaml \\
         [--levels 2.2 2.1 2.0 1.95] [--threads 1] [--cores 0 1] [--judge CLASSIFIER.ckpt] \\
         [-- ARGS FOR EVERY train.py]
 
