@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from checkpointing import CheckpointError, load_pixel_lm  # noqa: E402
 from cli import newest_checkpoint  # noqa: E402
 from datamodules import PokemonDataModule  # noqa: E402
+from datamodules.pokemon import first_pixels  # noqa: E402
 from lightning_modules import Decoding  # noqa: E402
 from evaluation.scoring import QualityJudge, classifier_scorer, detection_rate, evaluate_model, evaluate_new  # noqa: E402
 from evaluation.scoring import load_classifier  # noqa: E402
@@ -147,7 +148,9 @@ def run() -> None:
 def score(model, judge: QualityJudge, classifiers: dict, data: PokemonDataModule, decoding: Decoding, kind: str) -> dict:
     """One seed's figures: bits/pixel and recon accuracy (completions only), FIDs, each judge's PDR."""
     if kind == "new":
-        results, images = evaluate_new(model, judge, new_first_pixels(data, decoding.seed), decoding)
+        # the first pixels predict.py --split new --data.new_seed SEED starts from, one per dev image
+        starts = first_pixels(data.splits["train"], data.vocab_size, len(judge.reference), decoding.seed)
+        results, images = evaluate_new(model, judge, starts, decoding)
         results.update(bits_per_pixel=None, pixel_accuracy=None)
     else:
         results, images = evaluate_model(model, judge, decoding)
@@ -156,13 +159,6 @@ def score(model, judge: QualityJudge, classifiers: dict, data: PokemonDataModule
         "fid_classifier": results.get("fid_classifier"), "decode_s": results["decode_s"],
         "pdr": {name: detection_rate(classifier, images) for name, classifier in classifiers.items()},
     }  # fmt: skip
-
-
-def new_first_pixels(data: PokemonDataModule, seed: int):
-    """The first pixels ``predict.py --split new --data.new_seed SEED`` starts its new Pokémon from."""
-    new = PokemonDataModule(data_dir=data.data_dir, predict_split="new", num_new=len(data.splits["dev"]), new_seed=seed)
-    new.splits = data.splits
-    return new.predict_prefixes()
 
 
 def summarise(seeds: list[dict]) -> dict:
@@ -183,9 +179,7 @@ def summarise(seeds: list[dict]) -> dict:
 def reference_rows(judge: QualityJudge, classifiers: dict) -> list[dict]:
     """The reference points as table rows: real dev images (PDR), the nearest-neighbour copy, real train images."""
     references = judge.references()
-    from evaluation.references import reference_sets
-
-    sets = reference_sets(judge.reference, judge.train, judge.prefix_len, judge.palette)
+    sets = judge.reference_images  # the sets those FIDs were measured on
     labels = {"dev": "(80 real dev images)", "nearest": "(nearest-neighbour copy)", "real": f"({len(judge.reference)} real train images)"}
     images = {"dev": judge.reference, **sets}
     rows = []

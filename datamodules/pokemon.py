@@ -57,6 +57,13 @@ class Prefixes(Dataset):
         return index, self.prefixes[index]
 
 
+def first_pixels(train: torch.Tensor, vocab_size: int, count: int, seed: int) -> torch.Tensor:
+    """``(count, 1)`` first pixels for new Pokémon, each colour drawn as often as ``train``'s images start with it."""
+    frequencies = torch.bincount(train[:, 0], minlength=vocab_size).float()
+    generator = torch.Generator().manual_seed(seed)
+    return torch.multinomial(frequencies, count, replacement=True, generator=generator)[:, None]
+
+
 class PokemonDataModule(L.LightningDataModule):
     """Serves the 20 x 20 Pokémon images as sequences of palette indices.
 
@@ -207,9 +214,7 @@ class PokemonDataModule(L.LightningDataModule):
         first pixels drawn from the training images' first-pixel frequencies with ``new_seed``."""
         if self.predict_split != "new":
             return self.splits[self.predict_split][:, : self.prefix_len]
-        frequencies = torch.bincount(self.splits["train"][:, 0], minlength=self.vocab_size).float()
-        generator = torch.Generator().manual_seed(self.new_seed)
-        return torch.multinomial(frequencies, self.num_new, replacement=True, generator=generator)[:, None]
+        return first_pixels(self.splits["train"], self.vocab_size, self.num_new, self.new_seed)
 
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(Prefixes(self.predict_prefixes()), batch_size=self.eval_batch_size)

@@ -10,6 +10,7 @@ featurising the reference once.
 import json
 import math
 import time
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -102,10 +103,15 @@ class QualityJudge:
             scores[key] = float(metric.compute())
         return scores
 
+    @cached_property
+    def reference_images(self) -> dict[str, torch.Tensor]:
+        """The image sets behind the reference points (:func:`evaluation.references.reference_sets`), built once."""
+        return reference_sets(self.reference, self.train, self.prefix_len, self.palette)
+
     def references(self) -> dict[str, float]:
         """``fid_ref_nearest``, ``fid_ref_real`` (and the same for ``fid_classifier``), computed once."""
         if self._references is None:
-            sets = reference_sets(self.reference, self.train, self.prefix_len, self.palette)
+            sets = self.reference_images
             scores = {name: self.fid(images) for name, images in sets.items()}
             self._references = {f"{key}_ref_{name}": scores[name][key] for key in self.fids for name in sets}
         return self._references
