@@ -86,7 +86,8 @@ def main(args: list[str] | None = None) -> None:
     try:
         results, json_out = (evaluate_files if by_file else evaluate_checkpoint)(args)
     except (FeaturesUnavailable, FileNotFoundError, PixelFormatError, ValueError) as error:
-        sys.exit(f"evaluate.py: error: {error}")  # one line saying what to fix, not a traceback
+        print(f"evaluate.py: error: {error}", file=sys.stderr)  # one line saying what to fix, not a traceback
+        sys.exit(2)  # as argparse and the other entry points: 2 is a usage error
     if results["classifier"] is None:
         print(CLASSIFIER_HINT)
     print(table(results))

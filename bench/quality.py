@@ -84,7 +84,8 @@ def main() -> None:
     try:
         run()
     except (CheckpointError, FileNotFoundError, ValueError) as error:  # a bad --judge, --reranker or run: one line
-        sys.exit(f"quality.py: error: {error}")
+        print(f"quality.py: error: {error}", file=sys.stderr)
+        sys.exit(2)  # as argparse and the other entry points: 2 is a usage error
 
 
 def parse_args() -> argparse.Namespace:

@@ -474,7 +474,8 @@ def main(argv=None) -> None:
         try:
             load_checkpoint(args.ckpt, "PixelLM")
         except (CheckpointError, FileNotFoundError) as error:
-            sys.exit(f"speed.py: error: {error}")
+            print(f"speed.py: error: {error}", file=sys.stderr)
+            sys.exit(2)  # as argparse and the other entry points: 2 is a usage error
 
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"

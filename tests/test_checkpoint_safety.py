@@ -47,8 +47,8 @@ def with_payload(source: Path, out: Path, marker: Path, **save_kwargs) -> Path:
 
 
 def assert_refused(result, path: Path, marker: Path, *parts: str) -> None:
-    """Failed with one "...error: <path>: ..." line holding ``parts``, no traceback, and ran no code."""
-    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    """Failed with status 2 and one "...error: <path>: ..." line holding ``parts``, no traceback, and ran no code."""
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     line = result.stderr.strip().splitlines()[-1]
     assert "error: " in line and str(path) in line, line
     for part in parts:
@@ -213,7 +213,7 @@ def test_evaluate_checkpoint_of_another_architecture(lm_ckpt, classifier_ckpt, s
         "--classifier", str(classifier_ckpt), "--model.init_args.model_type=llama", f"--model.init_args.model_config={LLAMA}",
         check=False,
     )  # fmt: skip
-    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith(f"evaluate.py: error: {lm_ckpt}: checkpoint is a gpt2 model (n_layer 1, n_head 2, n_embd 16)"), line
     assert "the config asks for a llama model" in line
