@@ -285,8 +285,9 @@ class PixelCLI(LightningCLI):
             "--reranker",
             type=str | None,
             default=None,
-            help="PokemonClassifier checkpoint that keeps the best of model.init_args.decoding.best_of "
-            "samples per prefix (default: the model's own likelihood decides).",
+            help="PokemonClassifier checkpoint, or its runs folder (runs/classifier: the newest run's "
+            "best.ckpt), that keeps the best of model.init_args.decoding.best_of samples per prefix "
+            "(default: the model's own likelihood decides).",
         )
 
     def before_instantiate_classes(self) -> None:
@@ -308,6 +309,8 @@ class PixelCLI(LightningCLI):
             split = config.split = config.data.predict_split
             default = {"test": "submission.txt", "new": "new_pokemon.txt"}.get(split, f"{split}_completions.txt")
             config.output = config.output or default
+            if config.reranker and Path(config.reranker).is_dir():
+                config.reranker = str(self._reranker_checkpoint(Path(config.reranker)))
 
     def instantiate_classes(self) -> None:
         try:
@@ -372,6 +375,18 @@ class PixelCLI(LightningCLI):
                 if "WANDB_MODE" not in os.environ and not args.get("offline") and not _wandb_logged_in():
                     args.offline = True
                     print(f"W&B: not logged in, logging offline to {run_dir / 'wandb'} (upload later: wandb sync)")
+
+    @staticmethod
+    def _reranker_checkpoint(root: Path) -> Path:
+        """The newest classifier run's best.ckpt under ``root``, as ``--ckpt_path best`` finds the model's."""
+        found = newest_checkpoint(root, "best")
+        if found is None:
+            raise FileNotFoundError(
+                f"--reranker: no checkpoints/best.ckpt in any run under {root} "
+                "(train one: python train.py --config configs/classifier.yaml)"
+            )
+        print(f"Reranking with {found}")
+        return found
 
     @staticmethod
     def _predict_checkpoint(root: Path, ckpt_path: str) -> Path:

@@ -1,5 +1,7 @@
 """Best-of-N decoding: N samples per prefix, the best kept by a reranker or the model's likelihood."""
 
+import shutil
+
 import torch
 
 from conftest import TINY, run_script
@@ -45,3 +47,30 @@ def test_predict_best_of_writes_a_valid_submission(train_tiny, tmp_path, small_d
         "--model.init_args.decoding.do_sample=true", "--model.init_args.decoding.best_of=3",
     )  # fmt: skip
     assert check(output, small_data / "test.txt").shape == (16, 400)
+
+
+def test_reranker_by_its_runs_folder_is_the_newest_best_ckpt(trained, classifier_ckpt, small_data, tmp_path):
+    runs = tmp_path / "runs" / "classifier"
+    for version in ("version_1", "version_2"):  # version_2 (the newest) holds only a last.ckpt
+        (runs / version / "checkpoints").mkdir(parents=True)
+    shutil.copy(classifier_ckpt, runs / "version_1" / "checkpoints" / "best.ckpt")
+    shutil.copy(classifier_ckpt, runs / "version_2" / "checkpoints" / "last.ckpt")
+    common = (
+        "--trainer.default_root_dir", str(trained), "--data.data_dir", str(small_data),
+        "--model.init_args.decoding.do_sample=true", "--model.init_args.decoding.best_of=3",
+    )  # fmt: skip
+    by_file, by_folder = tmp_path / "by_file.txt", tmp_path / "by_folder.txt"
+    run_script("predict.py", *common, "--reranker", str(classifier_ckpt), "--output", str(by_file))
+    result = run_script("predict.py", *common, "--reranker", str(runs), "--output", str(by_folder))
+    assert f"Reranking with {runs / 'version_1' / 'checkpoints' / 'best.ckpt'}" in result.stdout
+    assert by_folder.read_bytes() == by_file.read_bytes()
+
+    empty = tmp_path / "no_classifier"
+    empty.mkdir()
+    result = run_script("predict.py", *common, "--reranker", str(empty), "--output", str(tmp_path / "x.txt"), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: --reranker: no checkpoints/best.ckpt in any run under {empty} "
+        "(train one: python train.py --config configs/classifier.yaml)"
+    )
+    assert not (tmp_path / "x.txt").exists()
