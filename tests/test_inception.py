@@ -102,5 +102,6 @@ def test_without_the_package_inception_fid_says_how_to_install_it(monkeypatch, t
     dev = str(DATA_DIR / "dev.txt")
     with pytest.raises(SystemExit) as exit:
         evaluate.main(["--images", dev, "--reference", dev, "--data_dir", str(DATA_DIR)])
-    message = str(exit.value.code)
+    message = capsys.readouterr().err
+    assert exit.value.code == 2
     assert len(message.splitlines()) == 1 and message.startswith("evaluate.py: error: Inception FID needs the weights file")
