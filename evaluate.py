@@ -20,8 +20,14 @@ from jsonargparse import ArgumentParser
 
 from checkpointing import load_weights
 from cli import PixelCLI, stopped_by_signals
-from datamodules.pokemon import SHIPPED_DATA
-from datamodules.pixel_files import PixelFormatError, atomic_write_bytes, read_images, read_palette, write_images
+from datamodules.pixel_files import (
+    SHIPPED_DATA,
+    PixelFormatError,
+    atomic_write_bytes,
+    read_images,
+    read_palette,
+    write_images,
+)
 from evaluation.scoring import CLASSIFIER_HINT, QualityJudge, evaluate_model, load_classifier, table
 from evaluation.metrics import FeatureKind, FeaturesUnavailable
 

@@ -22,6 +22,9 @@ from pathlib import Path
 
 import torch
 
+# The course's split (train, dev, test prefixes, palette), gzipped, as the project ships it.
+SHIPPED_DATA = Path(__file__).resolve().parent.parent / "data" / "pokemon"
+
 
 class PixelFormatError(ValueError):
     """Malformed pixel or palette data; the message names the source, line and problem."""

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import torch
 
-from datamodules.pixel_files import PixelFormatError, parse_rows, read_images
-from datamodules.pokemon import SHIPPED_DATA
+from datamodules.pixel_files import SHIPPED_DATA, PixelFormatError, parse_rows, read_images
 
 DEFAULT_PREFIXES = SHIPPED_DATA / "test.txt"  # the course's test prefixes, shipped gzipped
 
