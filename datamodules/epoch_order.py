@@ -5,7 +5,8 @@ mid-epoch, but a plain DataLoader keeps no state, so the resumed epoch would sta
 random order and train on some images twice and others not at all. Drawing the order from a
 generator seeded by (seed, epoch) lets the resumed epoch rebuild the same order and skip
 exactly the batches already trained, which makes a resumed run end with the same weights as
-an uninterrupted one. The mirroring of each image is drawn the same way, per (seed, epoch, index).
+an uninterrupted one. The mirroring and shifting of each image are drawn the same way, per
+(seed, epoch, index).
 """
 
 from collections.abc import Callable, Iterator
@@ -14,25 +15,31 @@ import torch
 from torch.utils.data import Sampler
 
 Position = Callable[[], tuple[int, int]]  # () -> (epoch, batches of it already trained)
+Key = tuple[int, bool, int, int]  # (image index, mirror?, rows down, columns right)
 
 
-class EpochOrder(Sampler[tuple[int, bool]]):
-    """Yields ``(image index, mirror?)`` in an order fixed by (seed, epoch), from the first untrained batch on.
+class EpochOrder(Sampler[Key]):
+    """Yields ``(image index, mirror?, dy, dx)`` in an order fixed by (seed, epoch), from the first untrained batch on.
 
     Args:
         size: Number of training images.
         batch_size: Images per batch, to turn trained batches into images to skip.
         seed: Seed of the orders (the run's ``seed_everything``).
         hflip: Mirror each image with probability 0.5; False never mirrors.
+        shift: Move each image by up to this many pixels down or up (``dy``) and right or left (``dx``),
+            each drawn uniformly; 0 never moves.
         position: Where training stands, asked when an epoch's iteration begins; after a resume it
             comes from the checkpoint. None: epoch from ``set_epoch``, nothing skipped.
     """
 
-    def __init__(self, size: int, batch_size: int, seed: int, hflip: bool, position: Position | None = None) -> None:
+    def __init__(
+        self, size: int, batch_size: int, seed: int, hflip: bool, position: Position | None = None, shift: int = 0
+    ) -> None:
         self.size = size
         self.batch_size = batch_size
         self.seed = seed
         self.hflip = hflip
+        self.shift = shift
         self.position = position
         self.epoch = 0
 
@@ -43,13 +50,15 @@ class EpochOrder(Sampler[tuple[int, bool]]):
     def __len__(self) -> int:
         return self.size  # the full epoch, so Lightning counts its batches as usual
 
-    def order(self, epoch: int) -> list[tuple[int, bool]]:
-        """The whole epoch's ``(index, mirror?)`` pairs."""
+    def order(self, epoch: int) -> list[Key]:
+        """The whole epoch's ``(index, mirror?, dy, dx)`` keys."""
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         indices = torch.randperm(self.size, generator=generator)
         mirror = torch.rand(self.size, generator=generator) < 0.5  # indexed by image, not by position
-        return [(index, self.hflip and bool(mirror[index])) for index in indices.tolist()]
+        # Drawn after the mirroring, so a run without shifts keeps the orders and mirrorings it had before.
+        moves = torch.randint(-self.shift, self.shift + 1, (self.size, 2), generator=generator).tolist()
+        return [(index, self.hflip and bool(mirror[index]), *moves[index]) for index in indices.tolist()]
 
-    def __iter__(self) -> Iterator[tuple[int, bool]]:
+    def __iter__(self) -> Iterator[Key]:
         epoch, trained = self.position() if self.position else (self.epoch, 0)
         return iter(self.order(epoch)[trained * self.batch_size :])

@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.epoch_order import EpochOrder
+from datamodules.epoch_order import EpochOrder, Key
 from datamodules.pixel_files import SHIPPED_DATA, PixelFormatError, parse_palette, parse_rows, read_images, read_palette
 
 # SHIPPED_DATA is row for row what HUB_IMAGES serves (test holds only the 240 given pixels).
@@ -22,9 +22,9 @@ warnings.filterwarnings("ignore", message="You're resuming from a checkpoint tha
 
 
 class PixelImages(Dataset):
-    """Full images as token sequences, each mirrored left-right when its key says so.
+    """Full images as token sequences, each mirrored left-right and moved as its key says.
 
-    Keys are ``(index, mirror?)`` pairs, drawn by :class:`EpochOrder`, so that the mirroring
+    Keys are ``(index, mirror?, dy, dx)``, drawn by :class:`EpochOrder`, so that the augmentation
     is a function of (seed, epoch, index) and a resumed run repeats it.
     """
 
@@ -35,12 +35,24 @@ class PixelImages(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, key: tuple[int, bool]) -> torch.Tensor:
-        index, mirror = key
-        image = self.images[index]
+    def __getitem__(self, key: Key) -> torch.Tensor:
+        index, mirror, dy, dx = key
+        image = self.images[index].view(-1, self.width)
         if mirror:  # a mirrored Pokémon is still a Pokémon
-            image = image.view(-1, self.width).flip(1).reshape(-1)
-        return image
+            image = image.flip(1)
+        if dy or dx:  # and so is one a pixel further down or left
+            image = moved(image, dy, dx)
+        return image.reshape(-1)
+
+
+def moved(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """A ``(height, width)`` image moved ``dy`` rows down and ``dx`` columns right (negative: up, left); the
+    rows and columns moved in take the top-left pixel's colour, the background of most images."""
+    height, width = image.shape
+    out = torch.full_like(image, int(image[0, 0]))
+    rows, columns = slice(max(dy, 0), height + min(dy, 0)), slice(max(dx, 0), width + min(dx, 0))
+    out[rows, columns] = image[max(-dy, 0) : height - max(dy, 0), max(-dx, 0) : width - max(dx, 0)]
+    return out
 
 
 class Prefixes(Dataset):
@@ -84,6 +96,8 @@ class PokemonDataModule(L.LightningDataModule):
         batch_size: Training images per batch.
         eval_batch_size: Images per validation and prediction batch.
         hflip: Mirror training images left-right with probability 0.5.
+        shift: Move each training image by up to this many pixels in each direction (drawn uniformly per
+            image and epoch), filling with its top-left pixel's colour; 0 never moves.
         num_workers: DataLoader worker processes (0 is fastest for this tiny in-memory data).
         predict_split: Which prefixes prediction completes: ``test``, ``dev``, or ``train`` (e.g. to make a
             classifier's ``negatives_file`` from completions of the training prefixes); ``new`` draws
@@ -105,6 +119,7 @@ class PokemonDataModule(L.LightningDataModule):
         batch_size: int = 16,
         eval_batch_size: int = 80,
         hflip: bool = False,
+        shift: int = 0,
         num_workers: int = 0,
         predict_split: Literal["test", "dev", "train", "new"] = "test",
         num_new: int = 80,
@@ -125,6 +140,9 @@ class PokemonDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.hflip = hflip
+        if not 0 <= shift < min(image_height, image_width):
+            raise ValueError(f"data.shift: must be 0 or more and less than the image's side, got {shift}")
+        self.shift = shift
         self.num_workers = num_workers
         self.predict_split = predict_split
         if num_new < 1:
@@ -187,7 +205,8 @@ class PokemonDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         images = PixelImages(self.splits["train"], self.image_width)
         seed = int(os.environ.get("PL_GLOBAL_SEED", 0))  # set by seed_everything
-        order = EpochOrder(len(images), self.batch_size, seed, self.hflip, self._position if self.trainer else None)
+        position = self._position if self.trainer else None
+        order = EpochOrder(len(images), self.batch_size, seed, self.hflip, position, self.shift)
         return DataLoader(
             images,
             batch_size=self.batch_size,

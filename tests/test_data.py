@@ -44,6 +44,47 @@ def test_hflip_mirrors_rows():
     assert seen == {tuple(image.tolist()), tuple(mirrored.tolist())}
 
 
+def test_shift_moves_images_by_a_pixel_filling_with_the_background():
+    data = loaded(data_dir=str(DATA_DIR), shift=1)
+    loader = data.train_dataloader()
+    originals = data.splits["train"].view(-1, 20, 20)
+    moves, served = set(), 0
+    for epoch in range(3):
+        loader.sampler.set_epoch(epoch)
+        batches = torch.cat(list(loader)).view(-1, 20, 20)
+        keys = loader.sampler.order(epoch)
+        for image, (index, mirror, dy, dx) in zip(batches, keys):
+            assert not mirror and -1 <= dy <= 1 and -1 <= dx <= 1
+            original = originals[index]
+            # What stays inside the frame is the original, moved; what moved in is the top-left colour.
+            kept = image[max(dy, 0) : 20 + min(dy, 0), max(dx, 0) : 20 + min(dx, 0)]
+            assert torch.equal(kept, original[max(-dy, 0) : 20 - max(dy, 0), max(-dx, 0) : 20 - max(dx, 0)])
+            if dy == 1:
+                assert (image[0] == original[0, 0]).all()
+            if dx == -1:
+                assert (image[:, -1] == original[0, 0]).all()
+            moves.add((dy, dx))
+            served += 1
+    assert served == 3 * len(originals)
+    assert len(moves) == 9  # every move of up to a pixel, staying put included
+
+
+def test_no_shift_keeps_the_order_and_mirroring_of_before():
+    data = loaded(data_dir=str(DATA_DIR), hflip=True)
+    order = data.train_dataloader().sampler.order(4)
+    assert {(dy, dx) for _, _, dy, dx in order} == {(0, 0)}
+    generator = torch.Generator().manual_seed(0 * 1_000_003 + 4)  # the draws as they were without shifts
+    indices = torch.randperm(632, generator=generator)
+    mirror = torch.rand(632, generator=generator) < 0.5
+    assert [(i, m) for i, m, _, _ in order] == [(i, bool(mirror[i])) for i in indices.tolist()]
+
+
+@pytest.mark.parametrize("shift", [-1, 20])
+def test_shift_out_of_range_is_refused(shift):
+    with pytest.raises(ValueError, match="data.shift"):
+        PokemonDataModule(data_dir=str(DATA_DIR), shift=shift)
+
+
 def test_hub_copy_gives_the_same_tensors(tmp_path):
     datasets = pytest.importorskip("datasets")
 
