@@ -9,7 +9,8 @@ For each run folder (the newest version's best.ckpt) it completes the 80 dev pre
 decoding and prints one table and JSON. Decodings: ``greedy``; ``sampled`` (top-k 50, top-p 0.95,
 temperature 1, or ``--top_k``, ``--top_p``, ``--temperature``: for every sampled decoding); ``best_of``
 (best of ``--best_of`` samples, kept by the reranker classifier); ``best_of_likelihood`` (the same
-samples, kept by the model's own likelihood, no classifier); ``new``: 80 brand-new Pokémon from nothing
+samples, kept by the model's own likelihood, no classifier); ``best_of_contrast`` (kept by the model's
+likelihood less ``--contrast`` times a bigram's, no classifier: ``decoding.contrast``); ``new``: 80 brand-new Pokémon from nothing
 (``predict.py --split new``: one first pixel drawn as the training images start, then sampled), scored
 against the dev images like the completions, with no bits/pixel or recon accuracy.
 Every sampled decoding runs once per ``--seeds`` seed (sampling seed, and the first pixels of ``new``):
@@ -45,11 +46,13 @@ from lightning_modules import Decoding  # noqa: E402
 from evaluation.scoring import QualityJudge, classifier_scorer, detection_rate, evaluate_model, evaluate_new  # noqa: E402
 from evaluation.scoring import load_classifier  # noqa: E402
 
-DECODINGS = ("greedy", "sampled", "best_of", "best_of_likelihood", "new")
+DECODINGS = ("greedy", "sampled", "best_of", "best_of_likelihood", "best_of_contrast", "new")
 METRICS = (("bits_per_pixel", 3), ("recon_acc", 3), ("fid", 1), ("fid_classifier", 1))
 
 
-def decoding_plan(names: list[str], best_of: int, seeds: list[int], sampling: dict) -> list[tuple[str, str, list[Decoding]]]:
+def decoding_plan(
+    names: list[str], best_of: int, seeds: list[int], sampling: dict, contrast: float = 0.5
+) -> list[tuple[str, str, list[Decoding]]]:
     """``(row label, decoding kind, one Decoding per seed)`` for each requested decoding, in table order.
     ``sampling``: the sampled decodings' ``temperature``, ``top_k`` and ``top_p``."""
     plan = []
@@ -57,9 +60,14 @@ def decoding_plan(names: list[str], best_of: int, seeds: list[int], sampling: di
         if name == "greedy":
             plan.append(("greedy", name, [Decoding()]))
             continue
-        label = {"best_of": f"best-of-{best_of}", "best_of_likelihood": f"best-of-{best_of} (likelihood)"}.get(name, name)
+        label = {
+            "best_of": f"best-of-{best_of}",
+            "best_of_likelihood": f"best-of-{best_of} (likelihood)",
+            "best_of_contrast": f"best-of-{best_of} (contrast {contrast:g})",
+        }.get(name, name)
         count = best_of if name.startswith("best_of") else 1
-        plan.append((label, name, [Decoding(do_sample=True, **sampling, seed=seed, best_of=count) for seed in seeds]))
+        weight = contrast if name == "best_of_contrast" else 0.0
+        plan.append((label, name, [Decoding(do_sample=True, **sampling, seed=seed, best_of=count, contrast=weight) for seed in seeds]))  # fmt: skip
     return plan
 
 
@@ -94,6 +102,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--judge", nargs="+", required=True, help="classifier checkpoints: one PDR column each; the first gives the classifier FID")
     parser.add_argument("--reranker", help="classifier checkpoint for best-of-N (default: the first judge)")
     parser.add_argument("--best_of", type=int, default=8)
+    parser.add_argument("--contrast", type=float, default=0.5, help="best_of_contrast's weight of the bigram (default 0.5)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds (default: 0 1 2)")
     parser.add_argument("--decodings", nargs="+", choices=DECODINGS, default=["greedy", "sampled", "best_of", "new"])
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
@@ -129,10 +138,11 @@ def run() -> None:
         if checkpoint is None:
             raise FileNotFoundError(f"{root}: no checkpoints/best.ckpt in any run under it")
         model = load_pixel_lm(checkpoint)
+        model.use_training_images(data.splits["train"])  # the bigram of best_of_contrast
         minutes = minutes if minutes is not None else training_minutes(checkpoint)
         sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
-        for label, kind, per_seed in decoding_plan(args.decodings, args.best_of, args.seeds, sampling):
-            model.reranker = reranker if kind == "best_of" else None  # best_of_likelihood: the model decides
+        for label, kind, per_seed in decoding_plan(args.decodings, args.best_of, args.seeds, sampling, args.contrast):
+            model.reranker = reranker if kind == "best_of" else None  # likelihood, contrast: the model decides
             seeds = [score(model, judge, classifiers, data, decoding, kind) for decoding in per_seed]
             rows.append({
                 "run": checkpoint.parent.parent.parent.name, "train_min": round(minutes, 1), "decoding": label,

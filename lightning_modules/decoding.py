@@ -24,7 +24,12 @@ class Decoding:
         seed: Seed for sampling; the same seed gives the same completions.
         best_of: Sample this many completions of each prefix and keep the best: the one the module's
             ``reranker`` (a Pokémon classifier, ``predict.py --reranker``) scores highest, or without
-            one, the one the model itself finds likeliest. 1 keeps the single sample.
+            one, the one with the highest contrast score (``contrast``). 1 keeps the single sample.
+        contrast: Without a reranker, best-of-N keeps the completion whose generated pixels have the highest
+            mean log-probability under the model minus ``contrast`` times their mean log-probability under
+            a bigram of the training images (each pixel given the one before it). 0 keeps the completion
+            the model finds likeliest, which is the flattest; 0.5 keeps one the model finds likely for
+            this top but a bigram does not: outlines and shading rather than bands of one colour.
     """
 
     do_sample: bool = False
@@ -33,6 +38,7 @@ class Decoding:
     top_p: float = 1.0
     seed: int = 0
     best_of: int = 1
+    contrast: float = 0.0
 
     def for_batch(self, first_index: int) -> "Decoding":
         """These settings for a batch starting at image ``first_index``: its seed advances by that index,

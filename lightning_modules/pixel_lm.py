@@ -15,6 +15,7 @@ from lightning_modules.checkpoint_check import check_checkpoint
 from lightning_modules.decoding import Decoding
 from lightning_modules.grid_positions import add_grid_positions
 from lightning_modules.kv_cache import FilledInPlaceCache
+from lightning_modules.negatives import fit_bigram
 
 # Keys that name the context length in each architecture's config class.
 POSITION_KEYS = {"gpt2": "n_positions"}
@@ -88,6 +89,9 @@ class PixelLM(L.LightningModule):
         # Scores (N, seq_len) images for best-of-N decoding (higher is better); a plain function,
         # not a submodule, so a classifier set here never enters this model's checkpoints.
         self.reranker: Callable[[torch.Tensor], torch.Tensor] | None = None
+        # (vocab, vocab) log-probabilities of a pixel given the one before it in the training images, for
+        # decoding.contrast; set by use_training_images, or on first use from the trainer's data module.
+        self.bigram: torch.Tensor | None = None
         self.model = AutoModelForCausalLM.from_config(self.build_config(model_type, model_config, vocab_size, seq_len))
         if grid_positions:
             if image_width < 1 or seq_len % image_width:
@@ -185,7 +189,7 @@ class PixelLM(L.LightningModule):
                 )
             if decoding.best_of == 1:
                 return candidates
-            return self._keep_best(candidates.view(len(prefixes), decoding.best_of, -1), prefixes.shape[1])
+            return self._keep_best(candidates.view(len(prefixes), decoding.best_of, -1), prefixes.shape[1], decoding)
         finally:
             self.model.train(training)
 
@@ -196,15 +200,35 @@ class PixelLM(L.LightningModule):
             return None
         return FilledInPlaceCache(self.hparams.seq_len)
 
-    def _keep_best(self, candidates: torch.Tensor, given: int) -> torch.Tensor:
-        """The best of ``(B, N, seq_len)`` candidates per prefix, by the reranker or the model's likelihood."""
+    def _keep_best(self, candidates: torch.Tensor, given: int, decoding: Decoding) -> torch.Tensor:
+        """The best of ``(B, N, seq_len)`` candidates per prefix, by the reranker or the contrast score."""
         flat = candidates.flatten(0, 1)
         if self.reranker is not None:
             scores = self.reranker(flat).to(flat.device)
-        else:  # likeliest generated part: mean log-probability of the pixels after the prefix
+        else:  # mean log-probability of the pixels after the prefix, less a share of the bigram's
             scores = -self.token_losses(flat)[:, given - 1 :].mean(dim=1)
+            if decoding.contrast:
+                bigram = self.training_bigram().to(flat.device)
+                scores = scores - decoding.contrast * bigram[flat[:, given - 1 : -1], flat[:, given:]].mean(dim=1)
         best = scores.view(candidates.shape[:2]).argmax(dim=1)
         return candidates[torch.arange(len(candidates)), best]
+
+    def use_training_images(self, images: torch.Tensor) -> None:
+        """Fits the bigram that ``decoding.contrast`` scores against on ``(N, seq_len)`` training images."""
+        self.bigram = fit_bigram(images, self.hparams.vocab_size).log()
+
+    def training_bigram(self) -> torch.Tensor:
+        """The training images' bigram log-probabilities: set by :meth:`use_training_images`, or fitted on
+        the trainer's data module's training split (``predict.py``) on first use."""
+        if self.bigram is None:
+            datamodule = self._trainer.datamodule if self._trainer is not None else None
+            train = getattr(datamodule, "splits", {}).get("train")
+            if train is None:
+                raise ValueError(
+                    "decoding.contrast: best-of-N needs the training images' bigram; call use_training_images first"
+                )
+            self.use_training_images(train)
+        return self.bigram
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         indices, prefixes = batch

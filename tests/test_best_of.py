@@ -1,10 +1,13 @@
-"""Best-of-N decoding: N samples per prefix, the best kept by a reranker or the model's likelihood."""
+"""Best-of-N decoding: N samples per prefix, the best kept by a reranker or the model's (contrast) likelihood."""
 
 import shutil
 
 import torch
 
+import pytest
+
 from conftest import TINY, run_script
+from datamodules.pixel_files import read_images
 from datamodules.submission import check
 from lightning_modules import Decoding, PixelLM
 
@@ -36,6 +39,51 @@ def test_without_reranker_keeps_the_likeliest():
         likelihood = -model.token_losses(candidates)[:, 23:].mean(dim=1).view(2, 5)
     best = model.complete(prefixes, Decoding(do_sample=True, seed=1, best_of=5))
     assert torch.equal(best, candidates.view(2, 5, 40)[torch.arange(2), likelihood.argmax(dim=1)])
+
+
+def test_contrast_subtracts_a_share_of_the_training_bigram():
+    model = tiny_model()
+    training = torch.randint(0, 167, (6, 40))
+    training[:, 30:] = 0  # a bigram of these images finds runs of background likely
+    model.use_training_images(training)
+    prefixes = torch.randint(0, 167, (2, 24))
+    candidates = model.complete(prefixes.repeat_interleave(6, dim=0), Decoding(do_sample=True, seed=3))
+    with torch.no_grad():
+        model.eval()
+        likelihood = -model.token_losses(candidates)[:, 23:].mean(dim=1)
+    pairs = torch.zeros(167, 167).index_put_((training[:, :-1].flatten(), training[:, 1:].flatten()), torch.ones(6 * 39), accumulate=True)
+    bigram = ((pairs + 0.1) / (pairs + 0.1).sum(dim=1, keepdim=True)).log()  # counts, smoothed by 0.1 as fit_bigram
+    background = bigram[candidates[:, 23:-1], candidates[:, 24:]].mean(dim=1)
+    for weight in (0.0, 0.5, 2.0):
+        best = model.complete(prefixes, Decoding(do_sample=True, seed=3, best_of=6, contrast=weight))
+        expected = (likelihood - weight * background).view(2, 6).argmax(dim=1)
+        assert torch.equal(best, candidates.view(2, 6, 40)[torch.arange(2), expected]), weight
+
+
+def test_contrast_without_training_images_is_a_clear_error():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="decoding.contrast: .* call use_training_images first"):
+        model.complete(torch.zeros(1, 24, dtype=torch.long), Decoding(do_sample=True, best_of=2, contrast=0.5))
+
+
+def test_predict_with_contrast_fits_the_bigram_on_the_training_split(train_tiny, tmp_path, small_data):
+    train_tiny("--trainer.max_steps=2")
+    output = tmp_path / "contrast.txt"
+    run_script(
+        "predict.py", "--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "runs"),
+        "--data.data_dir", str(small_data), "--output", str(output), "--model.init_args.decoding.do_sample=true",
+        "--model.init_args.decoding.best_of=3", "--model.init_args.decoding.contrast=0.5",
+    )  # fmt: skip
+    written = check(output, small_data / "test.txt")
+    # The same choice in-process, with the bigram of the same training split.
+    checkpoint = next((tmp_path / "runs").rglob("best.ckpt"))
+    from checkpointing import load_pixel_lm
+
+    model = load_pixel_lm(checkpoint)
+    model.use_training_images(read_images(small_data / "train.txt", 400))
+    prefixes = read_images(small_data / "test.txt", 240)
+    decoding = model.decoding.__class__(**{**vars(model.decoding), "do_sample": True, "best_of": 3, "contrast": 0.5})
+    assert torch.equal(written, model.complete(prefixes, decoding))
 
 
 def test_predict_best_of_writes_a_valid_submission(train_tiny, tmp_path, small_data):
