@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.augmentation import shifted
 from datamodules.epoch_order import EpochOrder, Key
 from datamodules.pixel_files import SHIPPED_DATA, PixelFormatError, parse_palette, parse_rows, read_images, read_palette
 
@@ -37,22 +38,12 @@ class PixelImages(Dataset):
 
     def __getitem__(self, key: Key) -> torch.Tensor:
         index, mirror, dy, dx = key
-        image = self.images[index].view(-1, self.width)
+        image = self.images[index]
         if mirror:  # a mirrored Pokémon is still a Pokémon
-            image = image.flip(1)
-        if dy or dx:  # and so is one a pixel further down or left
-            image = moved(image, dy, dx)
-        return image.reshape(-1)
-
-
-def moved(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """A ``(height, width)`` image moved ``dy`` rows down and ``dx`` columns right (negative: up, left); the
-    rows and columns moved in take the top-left pixel's colour, the background of most images."""
-    height, width = image.shape
-    out = torch.full_like(image, int(image[0, 0]))
-    rows, columns = slice(max(dy, 0), height + min(dy, 0)), slice(max(dx, 0), width + min(dx, 0))
-    out[rows, columns] = image[max(-dy, 0) : height - max(dy, 0), max(-dx, 0) : width - max(dx, 0)]
-    return out
+            image = image.view(-1, self.width).flip(1).reshape(-1)
+        if dy or dx:  # and so is one a pixel further down or left; what moves in is the top-left colour
+            image = shifted(image[None], self.width, torch.tensor(dy), torch.tensor(dx), image[0])[0]
+        return image
 
 
 class Prefixes(Dataset):

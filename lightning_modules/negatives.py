@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import torch
 
+from datamodules.augmentation import shifted
+
 NEGATIVE_TYPES = ("splice", "markov", "random", "blank", "shift", "noise", "bands")
 
 
@@ -30,16 +32,8 @@ def hflip(images: torch.Tensor, width: int, generator: torch.Generator, p: float
 
 def translate(images: torch.Tensor, width: int, generator: torch.Generator, max_shift: int = 1) -> torch.Tensor:
     """Moves each image by up to ``max_shift`` pixels in x and y, filling with background (0)."""
-    n = len(images)
-    grid = images.view(n, -1, width)
-    height = grid.shape[1]
-    dy, dx = (torch.randint(-max_shift, max_shift + 1, (2, n, 1, 1), generator=generator)).unbind(0)
-    ys = torch.arange(height).view(1, -1, 1) - dy
-    xs = torch.arange(width).view(1, 1, -1) - dx
-    inside = (ys >= 0) & (ys < height) & (xs >= 0) & (xs < width)
-    source = ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)
-    moved = images.gather(1, source.reshape(n, -1))
-    return torch.where(inside.reshape(n, -1), moved, torch.zeros_like(moved))
+    dy, dx = torch.randint(-max_shift, max_shift + 1, (2, len(images)), generator=generator).unbind(0)
+    return shifted(images, width, dy, dx, 0)
 
 
 class Corruptor:
