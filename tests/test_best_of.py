@@ -1,11 +1,12 @@
 """Best-of-N decoding: N samples per prefix, the best kept by a reranker or the model's (contrast) likelihood."""
 
 import shutil
-
-import torch
+from dataclasses import replace
 
 import pytest
+import torch
 
+from checkpointing import load_pixel_lm
 from conftest import TINY, run_script
 from datamodules.pixel_files import read_images
 from datamodules.submission import check
@@ -77,12 +78,10 @@ def test_predict_with_contrast_fits_the_bigram_on_the_training_split(train_tiny,
     written = check(output, small_data / "test.txt")
     # The same choice in-process, with the bigram of the same training split.
     checkpoint = next((tmp_path / "runs").rglob("best.ckpt"))
-    from checkpointing import load_pixel_lm
-
     model = load_pixel_lm(checkpoint)
     model.use_training_images(read_images(small_data / "train.txt", 400))
     prefixes = read_images(small_data / "test.txt", 240)
-    decoding = model.decoding.__class__(**{**vars(model.decoding), "do_sample": True, "best_of": 3, "contrast": 0.5})
+    decoding = replace(model.decoding, do_sample=True, best_of=3, contrast=0.5)
     assert torch.equal(written, model.complete(prefixes, decoding))
 
 
