@@ -9,7 +9,6 @@ run's best checkpoint by itself.
 import atexit
 import ctypes
 import os
-import re
 import signal
 import sys
 from argparse import ArgumentError
@@ -24,16 +23,17 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from callbacks.train_reranker import RerankerError
 from checkpointing.io import AtomicCheckpointIO, CheckpointReadError
 from checkpointing import CheckpointError, load_checkpoint
 from checkpointing.exported import decoding_args, is_exported, load_exported_weights, read_export
+from checkpointing.run_folders import RUN_DIR_ENV, newest_checkpoint, run_reranker, versions
 from datamodules import PixelFormatError, PokemonDataModule
 from datamodules.pixel_files import WriteError, atomic_write_bytes
 from lightning_modules import PixelLM, PokemonClassifier  # noqa: F401 (short class names in configs)
 from lightning_modules.checkpoint_check import CheckpointMismatchError, check_checkpoint
 from lightning_modules.pixel_lm import NonFiniteLossError
 
-RUN_DIR_ENV = "POKEMON_RUN_DIR"  # hands the chosen folder to DDP worker processes, which re-run this CLI
 CONFIGS = Path(__file__).resolve().parent / "configs"  # where a bare --config name is looked up
 RUNS = Path("runs")  # where the shipped configs put their runs, and where a bare predict.py looks
 
@@ -117,20 +117,6 @@ def with_run_config(args: list[str], program: str) -> list[str]:
     checkpoint = run / "checkpoints" / f"{ckpt_path or 'best'}.ckpt"
     print(f"{program}: no --config given: using the newest run, {run} (its config.yaml and {checkpoint.name})")
     return ["--config", str(run / "config.yaml"), *args, "--ckpt_path", str(checkpoint)]
-
-
-def versions(root: Path) -> list[Path]:
-    """``version_<N>`` folders under ``root``, oldest first."""
-    found = [(int(m.group(1)), p) for p in root.glob("version_*") if (m := re.fullmatch(r"version_(\d+)", p.name))]
-    return [path for _, path in sorted(found)]
-
-
-def newest_checkpoint(root: Path, name: str) -> Path | None:
-    """``checkpoints/<name>.ckpt`` of the newest run under ``root`` that has one."""
-    for run in reversed(versions(root)):
-        if (path := run / "checkpoints" / f"{name}.ckpt").is_file():
-            return path
-    return None
 
 
 def claim_next_version(root: Path) -> Path:
@@ -311,6 +297,8 @@ class PixelCLI(LightningCLI):
             config.output = config.output or default
             if config.reranker and Path(config.reranker).is_dir():
                 config.reranker = str(self._reranker_checkpoint(Path(config.reranker)))
+            elif config.reranker is None:
+                config.reranker = self._default_reranker(config)
 
     def instantiate_classes(self) -> None:
         try:
@@ -389,6 +377,21 @@ class PixelCLI(LightningCLI):
         return found
 
     @staticmethod
+    def _default_reranker(config: Namespace) -> str | None:
+        """Best-of-N without ``--reranker``: the classifier trained with the model (``callbacks.TrainReranker``)."""
+        decoding = config.model.init_args.get("decoding") or {}
+        best_of, contrast = (decoding.get(key, default) for key, default in (("best_of", 1), ("contrast", 0.0)))
+        if best_of <= 1:
+            return None
+        found = run_reranker(Path(config.ckpt_path))
+        if found is None:
+            print(f"best_of={best_of} and no reranker in this run: keeping the sample the model itself scores best "
+                  f"(decoding.contrast={contrast}); --reranker CLASSIFIER keeps the one a classifier does")  # fmt: skip
+            return None
+        print(f"Reranking with {found} (trained with the model)")
+        return str(found)
+
+    @staticmethod
     def _predict_checkpoint(root: Path, ckpt_path: str) -> Path:
         if ckpt_path in ("best", "last"):
             found = newest_checkpoint(root, ckpt_path)
@@ -424,6 +427,7 @@ class ConfigError(ValueError):
 
 USER_ERRORS = (
     PixelFormatError,
+    RerankerError,
     FileNotFoundError,
     ConfigError,
     CheckpointError,

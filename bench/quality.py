@@ -12,14 +12,16 @@ temperature 1, or ``--top_k``, ``--top_p``, ``--temperature``: for every sampled
 samples, kept by the model's own likelihood, no classifier); ``best_of_contrast`` (kept by the model's
 likelihood less ``--contrast`` times a bigram's, no classifier: ``decoding.contrast``); ``new``: 80 brand-new Pokémon from nothing
 (``predict.py --split new``: one first pixel drawn as the training images start, then sampled), scored
-against the dev images like the completions, with no bits/pixel or recon accuracy.
+against the dev images like the completions, with no bits/pixel or recon accuracy; ``new_best_of``: the
+same, the best of ``--best_of`` kept by the reranker (``predict.py --split new`` with ``llama.yaml``).
 Every sampled decoding runs once per ``--seeds`` seed (sampling seed, and the first pixels of ``new``):
 the table gives the mean and, in brackets, the lowest and highest value; the JSON keeps each seed's.
 
 FID is Inception's (the course's features). Each ``--judge`` (a classifier checkpoint) gives one PDR
 column, named by its run folder; the first judge also gives the classifier-feature FID. Rerank with
-another classifier than the judge whose PDR you trust: the default reranker is the first judge, so
-pass a second, independent ``--judge`` (``configs/judge.yaml``). The first rows are reference points,
+another classifier than the judge whose PDR you trust: the default reranker is the run's own (trained
+with it by ``callbacks.TrainReranker``, as ``predict.py`` takes it), else the first judge, so pass a
+second, independent ``--judge`` (``configs/judge.yaml``). The first rows are reference points,
 measured the same way: the 80 real dev images themselves (their PDR: what a judge gives real Pokémon),
 the dev prefixes completed with the bottom of the nearest training image (a model should beat it) and
 80 real training images (the floor of an 80-image FID).
@@ -39,14 +41,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from checkpointing import CheckpointError, load_pixel_lm  # noqa: E402
-from cli import newest_checkpoint  # noqa: E402
+from checkpointing.run_folders import newest_checkpoint, run_reranker  # noqa: E402
 from datamodules import PokemonDataModule  # noqa: E402
 from datamodules.pokemon import first_pixels  # noqa: E402
 from lightning_modules import Decoding  # noqa: E402
 from evaluation.scoring import QualityJudge, classifier_scorer, detection_rate, evaluate_model, evaluate_new  # noqa: E402
 from evaluation.scoring import load_classifier  # noqa: E402
 
-DECODINGS = ("greedy", "sampled", "best_of", "best_of_likelihood", "best_of_contrast", "new")
+DECODINGS = ("greedy", "sampled", "best_of", "best_of_likelihood", "best_of_contrast", "new", "new_best_of")
+RERANKED = ("best_of", "new_best_of")  # the decodings whose best of N the reranker keeps
 METRICS = (("bits_per_pixel", 3), ("recon_acc", 3), ("fid", 1), ("fid_classifier", 1))
 
 
@@ -64,8 +67,9 @@ def decoding_plan(
             "best_of": f"best-of-{best_of}",
             "best_of_likelihood": f"best-of-{best_of} (likelihood)",
             "best_of_contrast": f"best-of-{best_of} (contrast {contrast:g})",
+            "new_best_of": f"new, best-of-{best_of}",
         }.get(name, name)
-        count = best_of if name.startswith("best_of") else 1
+        count = best_of if "best_of" in name else 1
         weight = contrast if name == "best_of_contrast" else 0.0
         plan.append((label, name, [Decoding(do_sample=True, **sampling, seed=seed, best_of=count, contrast=weight) for seed in seeds]))  # fmt: skip
     return plan
@@ -100,7 +104,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", required=True, help="run roots (runs/llama) or checkpoint files")
     parser.add_argument("--judge", nargs="+", required=True, help="classifier checkpoints: one PDR column each; the first gives the classifier FID")
-    parser.add_argument("--reranker", help="classifier checkpoint for best-of-N (default: the first judge)")
+    parser.add_argument("--reranker", help="classifier checkpoint for best-of-N (default: the run's own reranker, else the first judge)")
     parser.add_argument("--best_of", type=int, default=8)
     parser.add_argument("--contrast", type=float, default=0.5, help="best_of_contrast's weight of the bigram (default 0.5)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds (default: 0 1 2)")
@@ -127,7 +131,6 @@ def run() -> None:
     classifiers = {judge_name(path): load_classifier(path) for path in args.judge}
     first = next(iter(classifiers.values()))
     judge = QualityJudge(data.splits["dev"], data.palette, data.splits["train"], data.prefix_len, first)
-    reranker = classifier_scorer(args.reranker or args.judge[0])
     columns = list(classifiers)
     rows = reference_rows(judge, classifiers)
     for row in rows:
@@ -139,16 +142,19 @@ def run() -> None:
             raise FileNotFoundError(f"{root}: no checkpoints/best.ckpt in any run under it")
         model = load_pixel_lm(checkpoint)
         model.use_training_images(data.splits["train"])  # the bigram of best_of_contrast
+        reranker_path = str(args.reranker or run_reranker(checkpoint) or args.judge[0])
+        reranker = classifier_scorer(reranker_path) if set(RERANKED) & set(args.decodings) else None
         minutes = minutes if minutes is not None else training_minutes(checkpoint)
         sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
         for label, kind, per_seed in decoding_plan(args.decodings, args.best_of, args.seeds, sampling, args.contrast):
-            model.reranker = reranker if kind == "best_of" else None  # likelihood, contrast: the model decides
+            model.reranker = reranker if kind in RERANKED else None  # likelihood, contrast: the model decides
             seeds = [score(model, judge, classifiers, data, decoding, kind) for decoding in per_seed]
             rows.append({
                 "run": checkpoint.parent.parent.parent.name, "train_min": round(minutes, 1), "decoding": label,
                 **summarise(seeds), "seeds": [decoding.seed for decoding in per_seed] if kind != "greedy" else None,
                 "per_seed": seeds, "sampling": sampling if kind != "greedy" else None,
                 "checkpoint": str(checkpoint), "features": judge.descriptions["fid"],
+                "reranker": reranker_path if kind in RERANKED else None,
             })  # fmt: skip
             print_row(rows[-1], columns, header=False)
     if args.json:
@@ -158,7 +164,7 @@ def run() -> None:
 
 def score(model, judge: QualityJudge, classifiers: dict, data: PokemonDataModule, decoding: Decoding, kind: str) -> dict:
     """One seed's figures: bits/pixel and recon accuracy (completions only), FIDs, each judge's PDR."""
-    if kind == "new":
+    if kind.startswith("new"):
         # the first pixels predict.py --split new --data.new_seed SEED starts from, one per dev image
         starts = first_pixels(data.splits["train"], data.vocab_size, len(judge.reference), decoding.seed)
         results, images = evaluate_new(model, judge, starts, decoding)

@@ -16,7 +16,9 @@ every recipe after the first (the reference) the ratio of its minutes to the ref
 fine as the config's validation interval (``check_val_every_n_epoch``).
 
 ``--judge`` then scores each run's ``best.ckpt`` (the checkpoint its config's ``ModelCheckpoint`` keeps)
-on the dev split with ``evaluation.scoring.evaluate_model``: FID and PDR of the recipe's own decoding.
+on the dev split with ``evaluation.scoring.evaluate_model``: FID and PDR of the recipe's own decoding
+(best-of-N kept by the run's ``reranker/``, which ``callbacks.TrainReranker`` trains after the fit and
+outside its training minutes).
 The table is printed, and the table's figures and every validation are written to
 ``<out>/time_to_quality.json`` and printed as one JSON line.
 """
@@ -65,7 +67,7 @@ def parse_recipe(text: str) -> Recipe:
 
 
 def versions(root: Path) -> set[Path]:
-    from cli import versions as run_versions
+    from checkpointing.run_folders import versions as run_versions
 
     return set(run_versions(root))
 
@@ -229,13 +231,15 @@ def minutes_cell(minutes: float | None, ratio_to_reference: float | None, index:
 
 
 def score_runs(report: dict, judge_path: str, threads: int) -> None:
-    """FID and PDR of each run's best.ckpt on the dev split, with the recipe's own decoding."""
+    """FID and PDR of each run's best.ckpt on the dev split, with the recipe's own decoding (best-of-N kept
+    by the run's own reranker, as ``predict.py`` keeps it)."""
     import torch
     import yaml
 
     from checkpointing import load_pixel_lm
+    from checkpointing.run_folders import run_reranker
     from datamodules import PokemonDataModule
-    from evaluation.scoring import QualityJudge, evaluate_model, load_classifier
+    from evaluation.scoring import QualityJudge, classifier_scorer, evaluate_model, load_classifier
 
     torch.set_num_threads(threads)
     classifier = load_classifier(judge_path)
@@ -248,10 +252,13 @@ def score_runs(report: dict, judge_path: str, threads: int) -> None:
         data = PokemonDataModule(data_dir=config["data"].get("data_dir"))
         data.setup("validate")
         model = load_pixel_lm(checkpoint).eval()  # weights-only: a checkpoint cannot run code
+        reranker = run_reranker(checkpoint) if model.decoding.best_of > 1 else None
+        model.reranker = classifier_scorer(str(reranker)) if reranker else None
         judge = QualityJudge(data.splits["dev"], data.palette, data.splits["train"], data.prefix_len, classifier)
         results, _ = evaluate_model(model, judge, model.decoding)
         keep = ("fid", "pdr", "bits_per_pixel", "pixel_accuracy", "features", "decoding")
-        row["quality"] = {"checkpoint": str(checkpoint), **{key: results[key] for key in keep}}
+        row["quality"] = {"checkpoint": str(checkpoint), "reranker": str(reranker) if reranker else None}
+        row["quality"].update({key: results[key] for key in keep})
         print(f"{row['recipe']}: dev FID {results['fid']:.1f}, PDR {results['pdr']:.2f} ({checkpoint})", file=sys.stderr)
 
 

@@ -3,5 +3,6 @@ from callbacks.quality import QualityMetrics
 from callbacks.random_state import RandomState
 from callbacks.sample_images import SampleImages
 from callbacks.stop_checkpoint import StopCheckpoint
+from callbacks.train_reranker import TrainReranker
 
-__all__ = ["PredictionWriter", "QualityMetrics", "RandomState", "SampleImages", "StopCheckpoint"]
+__all__ = ["PredictionWriter", "QualityMetrics", "RandomState", "SampleImages", "StopCheckpoint", "TrainReranker"]

@@ -1,5 +1,7 @@
 """Scores the model by what the course grades, during training: dev FID and PDR."""
 
+from dataclasses import replace
+
 import lightning as L
 import torch
 
@@ -12,7 +14,8 @@ class QualityMetrics(L.Callback):
     """Completes the dev prefixes during validation and logs ``val/fid`` (with a classifier, ``val/pdr`` too).
 
     Each validation batch's prefixes are completed with the module's ``decoding`` (seed included,
-    so epochs differ only by what the model learnt). ``val/fid`` uses Inception features (the
+    so epochs differ only by what the model learnt), one sample each: ``best_of`` is left to prediction,
+    whose reranker is trained after the model (``callbacks.TrainReranker``). ``val/fid`` uses Inception features (the
     course's) by default; a trained :class:`PokemonClassifier` adds ``val/pdr`` and, beside
     Inception's, the classifier-feature ``val/fid_classifier``. FID and PDR are torchmetrics
     metrics, summed over batches and devices; the dev images' features are extracted at the first
@@ -75,7 +78,7 @@ class QualityMetrics(L.Callback):
         if not self._active(trainer):
             return
         images = batch.to(pl_module.device)
-        completions = pl_module.complete(images[:, : pl_module.hparams.prefix_len])
+        completions = pl_module.complete(images[:, : pl_module.hparams.prefix_len], replace(pl_module.decoding, best_of=1))
         with torch.no_grad():
             for fid in self.fids.values():
                 if not self.reference_done:

@@ -1,5 +1,6 @@
 """Shows what the model draws while it trains: dev prefixes completed every few epochs."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -15,7 +16,9 @@ class SampleImages(L.Callback):
 
     The grid is saved as ``<run folder>/samples/epoch_<NNN>.png`` (NNN = epochs done) and logged to
     W&B under ``key`` when the logger is a ``WandbLogger``. Completions use the module's
-    ``decoding``, seed included, so grids of different epochs differ only by what the model learnt.
+    ``decoding``, seed included, so grids of different epochs differ only by what the model learnt, with
+    one sample per prefix: ``best_of`` is left to prediction, whose reranker is trained after the model
+    (``callbacks.TrainReranker``), and would cost ``best_of`` times as much here.
 
     Args:
         every_n_epochs: Draw after every this many training epochs.
@@ -37,7 +40,8 @@ class SampleImages(L.Callback):
             return
         data = trainer.datamodule
         truth = data.splits["dev"][: self.num_images]
-        completed = pl_module.complete(truth[:, : data.prefix_len].to(pl_module.device)).cpu()
+        prefixes = truth[:, : data.prefix_len].to(pl_module.device)
+        completed = pl_module.complete(prefixes, replace(pl_module.decoding, best_of=1)).cpu()
         pairs = torch.stack([truth, completed], dim=1).flatten(0, 1)  # truth, completion, truth, ...
         picture = grid(
             pairs,

@@ -36,3 +36,20 @@ def test_samples_land_on_disk_and_in_wandb(train_tiny, tmp_path, small_data):
     logged = [row for row in history(run) if row.get("samples/dev/_type") == "images/separated"]
     assert [row["samples/dev/captions"][0].split(":")[0] for row in logged] == ["epoch 1", "epoch 2"]
     assert [row["trainer/global_step"] for row in logged] == [6, 12]  # 48 images in batches of 8
+
+
+def test_samples_are_one_sample_per_prefix_whatever_best_of(train_tiny, tmp_path):
+    """best_of is prediction's (with a reranker trained after the model): the grids draw one sample, so a
+    run decoding best-of-4 shows the very grid of a run decoding one."""
+    config = yaml.safe_load(TINY.read_text())
+    config["trainer"]["callbacks"].append({"class_path": "callbacks.SampleImages", "init_args": {"every_n_epochs": 1}})
+    config["model"]["init_args"]["decoding"] = {"do_sample": True, "seed": 1}
+    path = tmp_path / "samples.yaml"
+    path.write_text(yaml.safe_dump(config))
+    grids = []
+    for best_of in (1, 4):
+        train_tiny("--trainer.max_steps=6", f"--model.init_args.decoding.best_of={best_of}", config=path)
+        grids.append(max((tmp_path / "runs").glob("version_*"), key=lambda run: int(run.name.split("_")[1])))
+    assert [run.name for run in grids] == ["version_0", "version_1"]
+    first, second = (run / "samples" / "epoch_001.png" for run in grids)
+    assert first.read_bytes() == second.read_bytes()
