@@ -9,8 +9,10 @@ import pytest
 from conftest import ROOT
 from datamodules.pixel_files import read_images
 
-# The default config made quick: 2 batches a epoch, validation (and with it best.ckpt) after epoch 2.
-QUICK = ("--trainer.max_epochs=2", "--trainer.limit_train_batches=2")
+# The default config made quick: 2 batches a epoch, validation (and with it best.ckpt) after epoch 2; its
+# reranker (the last callback, TrainReranker) as quick: one epoch of 2 batches, validated.
+RERANKER = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.check_val_every_n_epoch=1"]
+QUICK = ("--trainer.max_epochs=2", "--trainer.limit_train_batches=2", f"--trainer.callbacks.args={RERANKER}")
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +42,11 @@ def test_train_by_bare_name_then_bare_predict_writes_the_course_submission(clone
     run(clone, "train.py", "--config", "llama.yaml", *QUICK)
     best = clone / "runs" / "llama" / "version_0" / "checkpoints" / "best.ckpt"
     assert best.is_file()
+    reranker = clone / "runs" / "llama" / "version_0" / "reranker" / "version_0" / "checkpoints" / "best.ckpt"
+    assert reranker.is_file()  # trained by the same command
     result = run(clone, "predict.py")
     assert "using the newest run, runs/llama/version_0" in result.stdout
+    assert "Reranking with runs/llama/version_0/reranker/version_0/checkpoints/best.ckpt" in result.stdout
     submission = read_images(clone / "submission.txt", 400, 167)
     test = read_images(clone / "data" / "pokemon" / "test.txt", 240, 167)  # the shipped .gz
     assert submission.shape == (80, 400) and (submission[:, :240] == test).all()
