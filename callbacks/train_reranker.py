@@ -35,7 +35,7 @@ class TrainReranker(L.Callback):
         args: More of its command line, e.g. ``["--trainer.max_epochs=50"]``.
     """
 
-    def __init__(self, config: str = "configs/classifier.yaml", args: list[str] | None = None) -> None:
+    def __init__(self, config: str = "classifier.yaml", args: list[str] | None = None) -> None:
         self.config = config
         self.args = list(args or [])
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import yaml
 
 from checkpointing import load_classifier
-from conftest import ROOT, TINY, run_script
+from conftest import TINY, run_script
 
 # A classifier of a few steps that validates (its best.ckpt is what predict.py takes) and logs nothing.
 QUICK_CLASSIFIER = [
@@ -13,8 +13,8 @@ QUICK_CLASSIFIER = [
 ]  # fmt: skip
 
 
-def config_with_reranker(tmp_path: Path, classifier_config: str = str(ROOT / "configs/classifier.yaml")) -> Path:
-    """tests/configs/tiny.yaml with a TrainReranker callback, as configs/llama.yaml has."""
+def config_with_reranker(tmp_path: Path, classifier_config: str = "classifier.yaml") -> Path:
+    """tests/configs/tiny.yaml with a TrainReranker callback, as configs/llama.yaml has (a bare config name)."""
     config = yaml.safe_load(TINY.read_text())
     reranker = {"config": classifier_config, "args": QUICK_CLASSIFIER}
     config["trainer"]["callbacks"].append({"class_path": "callbacks.TrainReranker", "init_args": reranker})
@@ -24,7 +24,9 @@ def config_with_reranker(tmp_path: Path, classifier_config: str = str(ROOT / "co
 
 
 def test_training_ends_with_a_reranker_that_predict_uses(train_tiny, tmp_path, small_data):
-    result = train_tiny("--trainer.max_steps=2", config=config_with_reranker(tmp_path))
+    elsewhere = tmp_path / "elsewhere"  # python /path/to/train.py from another folder finds configs/classifier.yaml
+    elsewhere.mkdir()
+    result = train_tiny("--trainer.max_steps=2", config=config_with_reranker(tmp_path), cwd=elsewhere)
     run = tmp_path / "runs" / "version_0"
     reranker = run / "reranker" / "version_0" / "checkpoints" / "best.ckpt"
     assert f"Reranker: {reranker}" in result.stdout + result.stderr  # Lightning's info lines go to stderr

@@ -3,6 +3,7 @@
 import yaml
 from PIL import Image
 
+from checkpointing.run_folders import versions
 from conftest import TINY
 from datamodules.pixel_files import read_images, read_palette
 from wandb_records import history
@@ -49,7 +50,7 @@ def test_samples_are_one_sample_per_prefix_whatever_best_of(train_tiny, tmp_path
     grids = []
     for best_of in (1, 4):
         train_tiny("--trainer.max_steps=6", f"--model.init_args.decoding.best_of={best_of}", config=path)
-        grids.append(max((tmp_path / "runs").glob("version_*"), key=lambda run: int(run.name.split("_")[1])))
+        grids.append(versions(tmp_path / "runs")[-1])
     assert [run.name for run in grids] == ["version_0", "version_1"]
     first, second = (run / "samples" / "epoch_001.png" for run in grids)
     assert first.read_bytes() == second.read_bytes()
