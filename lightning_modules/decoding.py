@@ -30,6 +30,11 @@ class Decoding:
             a bigram of the training images (each pixel given the one before it). 0 keeps the completion
             the model finds likeliest, which is the flattest; 0.5 keeps one the model finds likely for
             this top but a bigram does not: outlines and shading rather than bands of one colour.
+        consensus: With best-of-N, keep of the ``consensus`` best-scored candidates of a prefix the one most
+            like all N candidates of that prefix: the smallest mean distance between their colours after a
+            3 x 3 blur (so a pixel-wide shift costs little). A minimum-Bayes-risk choice: a completion like
+            most of what the model draws for this top, not an outlier that happens to score best. 0 or 1
+            keeps the best-scored candidate.
     """
 
     do_sample: bool = False
@@ -39,6 +44,7 @@ class Decoding:
     seed: int = 0
     best_of: int = 1
     contrast: float = 0.0
+    consensus: int = 0
 
     def for_batch(self, first_index: int) -> "Decoding":
         """These settings for a batch starting at image ``first_index``: its seed advances by that index,

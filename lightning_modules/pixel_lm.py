@@ -92,6 +92,9 @@ class PixelLM(L.LightningModule):
         # (vocab, vocab) log-probabilities of a pixel given the one before it in the training images, for
         # decoding.contrast; set by use_training_images, or on first use from the trainer's data module.
         self.bigram: torch.Tensor | None = None
+        # (vocab, 3) uint8 colours of the palette indices, for decoding.consensus; set by use_palette, or on
+        # first use from the trainer's data module.
+        self.palette: torch.Tensor | None = None
         self.model = AutoModelForCausalLM.from_config(self.build_config(model_type, model_config, vocab_size, seq_len))
         if grid_positions:
             if image_width < 1 or seq_len % image_width:
@@ -201,7 +204,8 @@ class PixelLM(L.LightningModule):
         return FilledInPlaceCache(self.hparams.seq_len)
 
     def _keep_best(self, candidates: torch.Tensor, given: int, decoding: Decoding) -> torch.Tensor:
-        """The best of ``(B, N, seq_len)`` candidates per prefix, by the reranker or the contrast score."""
+        """The best of ``(B, N, seq_len)`` candidates per prefix, by the reranker or the contrast score, or
+        with ``decoding.consensus``, the most typical of the best-scored few."""
         flat = candidates.flatten(0, 1)
         if self.reranker is not None:
             scores = self.reranker(flat).to(flat.device)
@@ -210,8 +214,42 @@ class PixelLM(L.LightningModule):
             if decoding.contrast:
                 bigram = self.training_bigram().to(flat.device)
                 scores = scores - decoding.contrast * bigram[flat[:, given - 1 : -1], flat[:, given:]].mean(dim=1)
-        best = scores.view(candidates.shape[:2]).argmax(dim=1)
-        return candidates[torch.arange(len(candidates)), best]
+        scores = scores.view(candidates.shape[:2])
+        if decoding.consensus > 1:
+            best = scores.topk(min(decoding.consensus, scores.shape[1]), dim=1).indices  # (B, k)
+            distances = self.mean_distances(candidates).gather(1, best)
+            kept = best.gather(1, distances.argmin(dim=1, keepdim=True)).squeeze(1)
+        else:
+            kept = scores.argmax(dim=1)
+        return candidates[torch.arange(len(candidates)), kept]
+
+    def mean_distances(self, candidates: torch.Tensor) -> torch.Tensor:
+        """``(B, N)``: each of ``(B, N, seq_len)`` candidates' mean distance to the N of its prefix, between
+        their RGB colours after a 3 x 3 box blur (decoding.consensus). The given pixels are the same in all
+        N, so only the generated ones and the blur across the boundary count."""
+        width, (count, n, length) = self.hparams.image_width, candidates.shape
+        if length % width:
+            raise ValueError(f"decoding.consensus: model.image_width {width} does not divide the {length} pixels of an image")
+        colours = self.colour_palette().to(candidates.device).float()[candidates]  # (B, N, seq_len, 3)
+        images = colours.view(count * n, length // width, width, 3).permute(0, 3, 1, 2)
+        blurred = F.avg_pool2d(images, 3, stride=1, padding=1, count_include_pad=False).reshape(count, n, -1)
+        return torch.cdist(blurred, blurred).mean(dim=2)
+
+    def use_palette(self, palette: torch.Tensor) -> None:
+        """The ``(vocab, 3)`` colours that ``decoding.consensus`` compares candidates by."""
+        if palette.shape != (self.hparams.vocab_size, 3):
+            raise ValueError(f"palette: expected ({self.hparams.vocab_size}, 3) colours, got {tuple(palette.shape)}")
+        self.palette = palette
+
+    def colour_palette(self) -> torch.Tensor:
+        """The palette set by :meth:`use_palette`, or the trainer's data module's (``predict.py``) on first use."""
+        if self.palette is None:
+            datamodule = self._trainer.datamodule if self._trainer is not None else None
+            palette = getattr(datamodule, "palette", None)
+            if palette is None:
+                raise ValueError("decoding.consensus: best-of-N compares colours and needs the palette; call use_palette first")
+            self.use_palette(palette)
+        return self.palette
 
     def use_training_images(self, images: torch.Tensor) -> None:
         """Fits the bigram that ``decoding.contrast`` scores against on ``(N, seq_len)`` training images."""

@@ -8,7 +8,7 @@ import torch
 
 from checkpointing import load_pixel_lm
 from conftest import TINY, run_script
-from datamodules.pixel_files import read_images
+from datamodules.pixel_files import read_images, read_palette
 from datamodules.submission import check
 from lightning_modules import Decoding, PixelLM
 
@@ -83,6 +83,60 @@ def test_predict_with_contrast_fits_the_bigram_on_the_training_split(train_tiny,
     prefixes = read_images(small_data / "test.txt", 240)
     decoding = replace(model.decoding, do_sample=True, best_of=3, contrast=0.5)
     assert torch.equal(written, model.complete(prefixes, decoding))
+
+
+def blurred(image: torch.Tensor, palette: torch.Tensor, width: int = 20) -> torch.Tensor:
+    """An image's RGB colours, each the mean of its 3 x 3 neighbourhood inside the image, as one vector."""
+    colours = palette[image].float().view(-1, width, 3)
+    rows = len(colours)
+    out = torch.stack([
+        torch.stack([colours[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2].reshape(-1, 3).mean(dim=0) for c in range(width)])
+        for r in range(rows)
+    ])  # fmt: skip
+    return out.flatten()
+
+
+def test_consensus_keeps_the_most_typical_of_the_best_scored():
+    model = tiny_model()
+    palette = torch.randint(0, 256, (167, 3), dtype=torch.uint8)
+    model.use_palette(palette)
+    prefixes = torch.randint(0, 167, (2, 24))
+    candidates = model.complete(prefixes.repeat_interleave(6, dim=0), Decoding(do_sample=True, seed=7)).view(2, 6, 40)
+    weights = torch.randn(16)
+    model.reranker = lambda images: images[:, 24:].float() @ weights  # some fixed score, no ties
+    for k in (1, 3, 6):
+        kept = model.complete(prefixes, Decoding(do_sample=True, seed=7, best_of=6, consensus=k))
+        for b in range(2):
+            scores = candidates[b, :, 24:].float() @ weights
+            vectors = torch.stack([blurred(image, palette) for image in candidates[b]])
+            typicality = torch.cdist(vectors, vectors).mean(dim=1)  # mean distance to the 6 candidates
+            best = scores.argsort(descending=True)[:k]
+            assert torch.equal(kept[b], candidates[b, best[typicality[best].argmin()]]), (k, b)
+    # Of all N, the medoid: whatever the reranker says.
+    medoid = model.complete(prefixes, Decoding(do_sample=True, seed=7, best_of=6, consensus=6))
+    model.reranker = lambda images: -(images[:, 24:].float() @ weights)
+    assert torch.equal(model.complete(prefixes, Decoding(do_sample=True, seed=7, best_of=6, consensus=6)), medoid)
+
+
+def test_consensus_without_a_palette_is_a_clear_error():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="decoding.consensus: .* call use_palette first"):
+        model.complete(torch.zeros(1, 24, dtype=torch.long), Decoding(do_sample=True, best_of=2, consensus=2))
+
+
+def test_predict_with_consensus_compares_the_data_palette(train_tiny, tmp_path, small_data):
+    train_tiny("--trainer.max_steps=2")
+    output = tmp_path / "consensus.txt"
+    run_script(
+        "predict.py", "--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "runs"),
+        "--data.data_dir", str(small_data), "--output", str(output), "--model.init_args.decoding.do_sample=true",
+        "--model.init_args.decoding.best_of=4", "--model.init_args.decoding.consensus=2",
+    )  # fmt: skip
+    written = check(output, small_data / "test.txt")
+    model = load_pixel_lm(next((tmp_path / "runs").rglob("best.ckpt")))
+    model.use_palette(read_palette(small_data / "colormap.txt"))
+    decoding = replace(model.decoding, do_sample=True, best_of=4, consensus=2)
+    assert torch.equal(written, model.complete(read_images(small_data / "test.txt", 240), decoding))
 
 
 def test_predict_best_of_writes_a_valid_submission(train_tiny, tmp_path, small_data):
