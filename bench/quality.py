@@ -8,12 +8,14 @@
 For each run folder (the newest version's best.ckpt) it completes the 80 dev prefixes with each
 decoding and prints one table and JSON. Decodings: ``greedy``; ``sampled`` (top-k 50, top-p 0.95,
 temperature 1, or ``--top_k``, ``--top_p``, ``--temperature``: for every sampled decoding); ``best_of``
-(best of ``--best_of`` samples, kept by the reranker classifier); ``best_of_likelihood`` (the same
+(best of ``--best_of`` samples, kept by the reranker classifier); ``best_of_consensus`` (of the
+reranker's ``--consensus`` best, the one most like all ``--best_of``: ``decoding.consensus``); ``best_of_likelihood`` (the same
 samples, kept by the model's own likelihood, no classifier); ``best_of_contrast`` (kept by the model's
 likelihood less ``--contrast`` times a bigram's, no classifier: ``decoding.contrast``); ``new``: 80 brand-new Pokémon from nothing
 (``predict.py --split new``: one first pixel drawn as the training images start, then sampled), scored
 against the dev images like the completions, with no bits/pixel or recon accuracy; ``new_best_of``: the
-same, the best of ``--best_of`` kept by the reranker (``predict.py --split new`` with ``llama.yaml``).
+same, the best of ``--best_of`` kept by the reranker (``predict.py --split new`` with ``llama.yaml``), and
+``new_best_of_consensus`` with ``--consensus`` too.
 Every sampled decoding runs once per ``--seeds`` seed (sampling seed, and the first pixels of ``new``):
 the table gives the mean and, in brackets, the lowest and highest value; the JSON keeps each seed's.
 
@@ -48,13 +50,16 @@ from lightning_modules import Decoding  # noqa: E402
 from evaluation.scoring import QualityJudge, classifier_scorer, detection_rate, evaluate_model, evaluate_new  # noqa: E402
 from evaluation.scoring import load_classifier  # noqa: E402
 
-DECODINGS = ("greedy", "sampled", "best_of", "best_of_likelihood", "best_of_contrast", "new", "new_best_of")
-RERANKED = ("best_of", "new_best_of")  # the decodings whose best of N the reranker keeps
+DECODINGS = (
+    "greedy", "sampled", "best_of", "best_of_consensus", "best_of_likelihood", "best_of_contrast", "new",
+    "new_best_of", "new_best_of_consensus",
+)  # fmt: skip
+RERANKED = ("best_of", "best_of_consensus", "new_best_of", "new_best_of_consensus")  # kept by the reranker
 METRICS = (("bits_per_pixel", 3), ("recon_acc", 3), ("fid", 1), ("fid_classifier", 1))
 
 
 def decoding_plan(
-    names: list[str], best_of: int, seeds: list[int], sampling: dict, contrast: float = 0.5
+    names: list[str], best_of: int, seeds: list[int], sampling: dict, contrast: float = 0.5, consensus: int = 4
 ) -> list[tuple[str, str, list[Decoding]]]:
     """``(row label, decoding kind, one Decoding per seed)`` for each requested decoding, in table order.
     ``sampling``: the sampled decodings' ``temperature``, ``top_k`` and ``top_p``."""
@@ -67,11 +72,16 @@ def decoding_plan(
             "best_of": f"best-of-{best_of}",
             "best_of_likelihood": f"best-of-{best_of} (likelihood)",
             "best_of_contrast": f"best-of-{best_of} (contrast {contrast:g})",
+            "best_of_consensus": f"best-of-{best_of} (consensus {consensus})",
             "new_best_of": f"new, best-of-{best_of}",
+            "new_best_of_consensus": f"new, best-of-{best_of} (consensus {consensus})",
         }.get(name, name)
-        count = best_of if "best_of" in name else 1
-        weight = contrast if name == "best_of_contrast" else 0.0
-        plan.append((label, name, [Decoding(do_sample=True, **sampling, seed=seed, best_of=count, contrast=weight) for seed in seeds]))  # fmt: skip
+        settings = {
+            "best_of": best_of if "best_of" in name else 1,
+            "contrast": contrast if name == "best_of_contrast" else 0.0,
+            "consensus": consensus if name.endswith("consensus") else 0,
+        }
+        plan.append((label, name, [Decoding(do_sample=True, **sampling, seed=seed, **settings) for seed in seeds]))
     return plan
 
 
@@ -107,6 +117,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reranker", help="classifier checkpoint for best-of-N (default: the run's own reranker, else the first judge)")
     parser.add_argument("--best_of", type=int, default=8)
     parser.add_argument("--contrast", type=float, default=0.5, help="best_of_contrast's weight of the bigram (default 0.5)")
+    parser.add_argument("--consensus", type=int, default=4, help="the *_consensus decodings' decoding.consensus (default 4)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds (default: 0 1 2)")
     parser.add_argument("--decodings", nargs="+", choices=DECODINGS, default=["greedy", "sampled", "best_of", "new"])
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
@@ -142,11 +153,12 @@ def run() -> None:
             raise FileNotFoundError(f"{root}: no checkpoints/best.ckpt in any run under it")
         model = load_pixel_lm(checkpoint)
         model.use_training_images(data.splits["train"])  # the bigram of best_of_contrast
+        model.use_palette(data.palette)  # the colours the consensus decodings compare
         reranker_path = str(args.reranker or run_reranker(checkpoint) or args.judge[0])
         reranker = classifier_scorer(reranker_path) if set(RERANKED) & set(args.decodings) else None
         minutes = minutes if minutes is not None else training_minutes(checkpoint)
         sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
-        for label, kind, per_seed in decoding_plan(args.decodings, args.best_of, args.seeds, sampling, args.contrast):
+        for label, kind, per_seed in decoding_plan(args.decodings, args.best_of, args.seeds, sampling, args.contrast, args.consensus):
             model.reranker = reranker if kind in RERANKED else None  # likelihood, contrast: the model decides
             seeds = [score(model, judge, classifiers, data, decoding, kind) for decoding in per_seed]
             rows.append({

@@ -196,3 +196,16 @@ def test_quality_bench_seeds_judges_and_new_pokemon(lm_ckpt, classifier_ckpt, sm
     assert new["bits_per_pixel"] is None and new["recon_acc"] is None and new["fid"] > 0
     line = next(line for line in result.stdout.splitlines() if "| sampled |" in line)
     assert f"{sampled['fid']:.1f} [{min(fids):.1f}, {max(fids):.1f}]" in line
+
+
+def test_quality_bench_consensus_decodings_carry_their_setting():
+    """``best_of_consensus`` rows decode with ``decoding.consensus`` and say so; plain best-of rows do not."""
+    from bench.quality import RERANKED, decoding_plan
+
+    sampling = {"temperature": 1.0, "top_k": 50, "top_p": 0.95}
+    plan = decoding_plan(["best_of", "best_of_consensus", "new_best_of_consensus"], 32, [0, 1], sampling, consensus=3)
+    assert [label for label, _, _ in plan] == ["best-of-32", "best-of-32 (consensus 3)", "new, best-of-32 (consensus 3)"]
+    assert [[(d.best_of, d.consensus, d.seed) for d in per_seed] for _, _, per_seed in plan] == [
+        [(32, 0, 0), (32, 0, 1)], [(32, 3, 0), (32, 3, 1)], [(32, 3, 0), (32, 3, 1)]
+    ]  # fmt: skip
+    assert {kind for _, kind, _ in plan} <= set(RERANKED)  # every one is kept by the reranker
