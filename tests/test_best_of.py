@@ -67,24 +67,6 @@ def test_contrast_without_training_images_is_a_clear_error():
         model.complete(torch.zeros(1, 24, dtype=torch.long), Decoding(do_sample=True, best_of=2, contrast=0.5))
 
 
-def test_predict_with_contrast_fits_the_bigram_on_the_training_split(train_tiny, tmp_path, small_data):
-    train_tiny("--trainer.max_steps=2")
-    output = tmp_path / "contrast.txt"
-    run_script(
-        "predict.py", "--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "runs"),
-        "--data.data_dir", str(small_data), "--output", str(output), "--model.init_args.decoding.do_sample=true",
-        "--model.init_args.decoding.best_of=3", "--model.init_args.decoding.contrast=0.5",
-    )  # fmt: skip
-    written = check(output, small_data / "test.txt")
-    # The same choice in-process, with the bigram of the same training split.
-    checkpoint = next((tmp_path / "runs").rglob("best.ckpt"))
-    model = load_pixel_lm(checkpoint)
-    model.use_training_images(read_images(small_data / "train.txt", 400))
-    prefixes = read_images(small_data / "test.txt", 240)
-    decoding = replace(model.decoding, do_sample=True, best_of=3, contrast=0.5)
-    assert torch.equal(written, model.complete(prefixes, decoding))
-
-
 def blurred(image: torch.Tensor, palette: torch.Tensor, width: int = 20) -> torch.Tensor:
     """An image's RGB colours, each the mean of its 3 x 3 neighbourhood inside the image, as one vector."""
     colours = palette[image].float().view(-1, width, 3)
@@ -124,18 +106,22 @@ def test_consensus_without_a_palette_is_a_clear_error():
         model.complete(torch.zeros(1, 24, dtype=torch.long), Decoding(do_sample=True, best_of=2, consensus=2))
 
 
-def test_predict_with_consensus_compares_the_data_palette(train_tiny, tmp_path, small_data):
+@pytest.mark.parametrize("setting, value", [("contrast", 0.5), ("consensus", 2)])
+def test_predict_best_of_rules_take_the_data_modules_images_and_palette(setting, value, train_tiny, tmp_path, small_data):
+    """predict.py fits contrast's bigram on the training split and compares consensus by the data's palette."""
     train_tiny("--trainer.max_steps=2")
-    output = tmp_path / "consensus.txt"
+    output = tmp_path / f"{setting}.txt"
     run_script(
         "predict.py", "--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "runs"),
         "--data.data_dir", str(small_data), "--output", str(output), "--model.init_args.decoding.do_sample=true",
-        "--model.init_args.decoding.best_of=4", "--model.init_args.decoding.consensus=2",
+        "--model.init_args.decoding.best_of=3", f"--model.init_args.decoding.{setting}={value}",
     )  # fmt: skip
     written = check(output, small_data / "test.txt")
+    # The same choice in-process, with the bigram of the same training split and the same colours.
     model = load_pixel_lm(next((tmp_path / "runs").rglob("best.ckpt")))
+    model.use_training_images(read_images(small_data / "train.txt", 400))
     model.use_palette(read_palette(small_data / "colormap.txt"))
-    decoding = replace(model.decoding, do_sample=True, best_of=4, consensus=2)
+    decoding = replace(model.decoding, do_sample=True, best_of=3, **{setting: value})
     assert torch.equal(written, model.complete(read_images(small_data / "test.txt", 240), decoding))
 
 
