@@ -11,6 +11,7 @@ from lightning.pytorch.utilities.seed import isolate_rng
 from transformers import AutoConfig, AutoModelForCausalLM, get_constant_schedule_with_warmup
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
+from datamodules.render import to_rgb
 from lightning_modules.checkpoint_check import check_checkpoint
 from lightning_modules.decoding import Decoding
 from lightning_modules.grid_positions import add_grid_positions
@@ -230,8 +231,7 @@ class PixelLM(L.LightningModule):
         width, (count, n, length) = self.hparams.image_width, candidates.shape
         if length % width:
             raise ValueError(f"decoding.consensus: model.image_width {width} does not divide the {length} pixels of an image")
-        colours = self.colour_palette().to(candidates.device).float()[candidates]  # (B, N, seq_len, 3)
-        images = colours.view(count * n, length // width, width, 3).permute(0, 3, 1, 2)
+        images = to_rgb(candidates.flatten(0, 1), self.colour_palette(), length // width, width).float()
         blurred = F.avg_pool2d(images, 3, stride=1, padding=1, count_include_pad=False).reshape(count, n, -1)
         return torch.cdist(blurred, blurred).mean(dim=2)
 
