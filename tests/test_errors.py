@@ -130,6 +130,8 @@ def test_predict_onto_a_folder_or_into_a_read_only_one(train_tiny, tmp_path, sma
         ("lr=-1", "model.lr: must be greater than 0, got -1.0"),
         ("weight_decay=-0.1", "model.weight_decay: must be 0 or more, got -0.1"),
         ("warmup_steps=-5", "model.warmup_steps: must be 0 or more, got -5"),
+        ("attention_chunks=0", "model.attention_chunks: must be 1 or more, got 0"),
+        ("recon_every_n_epochs=0", "model.recon_every_n_epochs: must be 1 or more, got 0"),
     ],
 )
 def test_bad_optimizer_settings_name_the_key(train_tiny, setting, problem):
