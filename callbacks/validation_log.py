@@ -23,6 +23,7 @@ class ValidationLog(L.Callback):
     def __init__(self, filename: str = "validation_log.jsonl") -> None:
         self.filename = filename
         self.start: float | None = None
+        self._before: dict = {}
 
     def path(self, trainer: L.Trainer) -> Path:
         return Path(trainer.default_root_dir) / self.filename
@@ -30,10 +31,18 @@ class ValidationLog(L.Callback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start = time.perf_counter()
 
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._before = dict(trainer.callback_metrics)
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or self.start is None:
             return
-        metrics = {name: float(value) for name, value in trainer.callback_metrics.items() if value.numel() == 1}
+        # callback_metrics keeps every metric's last value: a val/ metric that this validation did not
+        # log (val/recon_acc between completions, model.recon_every_n_epochs) is left out, not repeated
+        stale = {name for name, value in trainer.callback_metrics.items()
+                 if name.startswith("val/") and self._before.get(name) is value}
+        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()
+                   if value.numel() == 1 and name not in stale}
         self._write(trainer, {"epoch": trainer.current_epoch, "step": trainer.global_step, **metrics})
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
