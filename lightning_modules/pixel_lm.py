@@ -194,7 +194,7 @@ class PixelLM(L.LightningModule):
     def _completes_at_this_validation(self) -> bool:
         every = self.hparams.get("recon_every_n_epochs", 1)
         fitting = self._trainer is not None and self._trainer.state.fn == TrainerFn.FITTING
-        return every == 1 or not fitting or (self.current_epoch + 1) % every == 0
+        return not fitting or (self.current_epoch + 1) % every == 0
 
     @torch.inference_mode()
     def complete(self, prefixes: torch.Tensor, decoding: Decoding | None = None) -> torch.Tensor:
