@@ -155,6 +155,13 @@ def check_resume(model: LightningModule, ckpt_path: str) -> None:
     """
     checkpoint = load_checkpoint(ckpt_path)  # weights-only: a file holding code is refused in one line
     check_checkpoint(checkpoint, model, model.hparams, ckpt_path)
+    saved = (checkpoint.get("hyper_parameters") or {}).get("optimizer", "adamw")
+    wanted = model.hparams.get("optimizer", "adamw")
+    if saved != wanted:  # the optimizer state would not fit: Lightning would fail mid-restore
+        raise CheckpointMismatchError(
+            f"{ckpt_path}: trained with model.optimizer={saved}, the config asks for {wanted}; "
+            f"resume with --model.init_args.optimizer={saved}"
+        )
 
 
 class RunConfig(SaveConfigCallback):

@@ -19,6 +19,7 @@ from lightning_modules.decoding import Decoding
 from lightning_modules.grid_positions import add_grid_positions
 from lightning_modules.kv_cache import FilledInPlaceCache
 from lightning_modules.negatives import fit_bigram
+from lightning_modules.optimizers import MuonAdamW, muon_parameters
 
 # Keys that name the context length in each architecture's config class.
 POSITION_KEYS = {"gpt2": "n_positions"}
@@ -48,9 +49,12 @@ class PixelLM(L.LightningModule):
         vocab_size: Palette size; linked from the data module.
         seq_len: Tokens per image; linked from the data module.
         prefix_len: Tokens given at test time; linked from the data module.
-        lr: Peak learning rate of AdamW.
-        weight_decay: AdamW weight decay.
+        lr: Peak learning rate.
+        weight_decay: Decoupled weight decay.
         betas: AdamW betas.
+        optimizer: ``adamw`` for every weight, or ``muon``: Muon for the hidden matrices inside the blocks,
+            AdamW for embeddings, output head and norms, at the same learning rate and weight decay
+            (:mod:`lightning_modules.optimizers`).
         warmup_steps: Steps of linear warm-up from 0 to ``lr``.
         schedule: ``constant`` after warm-up (the course's sample code), or ``cosine`` decay to ``min_lr_ratio * lr``.
         min_lr_ratio: Final learning rate of the cosine schedule, as a share of ``lr``.
@@ -81,6 +85,7 @@ class PixelLM(L.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.1,
         betas: tuple[float, float] = (0.9, 0.999),
+        optimizer: Literal["adamw", "muon"] = "adamw",
         warmup_steps: int = 0,
         schedule: Literal["constant", "cosine"] = "constant",
         min_lr_ratio: float = 0.1,
@@ -301,7 +306,10 @@ class PixelLM(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, betas=hp.betas)
+        if hp.get("optimizer", "adamw") == "muon":
+            optimizer = MuonAdamW(*muon_parameters(self.model), lr=hp.lr, weight_decay=hp.weight_decay, betas=hp.betas)
+        else:
+            optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, betas=hp.betas)
         if hp.schedule == "cosine":
             total = self.trainer.estimated_stepping_batches
             scheduler = get_cosine_with_min_lr_schedule_with_warmup(

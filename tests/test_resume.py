@@ -20,8 +20,8 @@ RUN = ("--data.batch_size=2", "--trainer.max_steps=-1", "--trainer.max_epochs=2"
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}
 
 
-def train_args(root: Path, data: Path) -> list[str]:
-    return ["--config", str(TINY), "--trainer.default_root_dir", str(root), "--data.data_dir", str(data), *RUN]
+def train_args(root: Path, data: Path, *extra: str) -> list[str]:
+    return ["--config", str(TINY), "--trainer.default_root_dir", str(root), "--data.data_dir", str(data), *RUN, *extra]
 
 
 def last(root: Path) -> Path:
@@ -46,12 +46,13 @@ def uninterrupted(tmp_path_factory, small_data) -> Path:
     return last(root)
 
 
-def start_and_stop(root: Path, data: Path, signum: int) -> subprocess.CompletedProcess:
-    """Starts train.py, sends ``signum`` once a mid-epoch last.ckpt exists, and waits for the end."""
+def start_and_stop(root: Path, data: Path, signum: int, *extra: str) -> subprocess.CompletedProcess:
+    """Starts train.py (``extra``: more arguments), sends ``signum`` once a mid-epoch last.ckpt exists, and
+    waits for the end."""
     env = {**os.environ, **ONE_THREAD, "WANDB_MODE": "disabled"}
     env.pop("POKEMON_RUN_DIR", None)
     process = subprocess.Popen(
-        [sys.executable, "train.py", *train_args(root, data)],
+        [sys.executable, "train.py", *train_args(root, data, *extra)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
@@ -97,6 +98,19 @@ def test_sigterm_saves_and_resume_matches_uninterrupted_run(tmp_path, small_data
     assert f"Stopped at step {step} (SIGTERMException); saved {last(root)}" in stopped.stderr
     run_script("train.py", *train_args(root, small_data), "--ckpt_path=last", env=ONE_THREAD)
     assert_same_run(last(root), uninterrupted, small_data)
+
+
+@pytest.mark.slow
+def test_muon_run_killed_and_resumed_matches_uninterrupted_run(tmp_path, small_data):
+    """Muon's momentum buffers and AdamW's moments both come back from last.ckpt."""
+    muon = "--model.init_args.optimizer=muon"
+    reference = tmp_path / "uninterrupted"
+    run_script("train.py", *train_args(reference, small_data, muon), env=ONE_THREAD)
+    root = tmp_path / "runs"
+    assert start_and_stop(root, small_data, signal.SIGKILL, muon).returncode == -signal.SIGKILL
+    assert 0 < state(last(root))["global_step"] < 48
+    run_script("train.py", *train_args(root, small_data, muon), "--ckpt_path=last", env=ONE_THREAD)
+    assert_same_run(last(root), last(reference), small_data)
 
 
 @pytest.mark.slow
