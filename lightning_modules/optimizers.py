@@ -87,12 +87,10 @@ def muon_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Param
     for module in model.modules():
         if isinstance(module, nn.Embedding):
             skip.update(id(p) for p in module.parameters())
-    hidden, rest, seen = [], [], set()
-    for parameter in model.parameters():
-        if id(parameter) in seen or not parameter.requires_grad:
-            continue
-        seen.add(id(parameter))
-        (hidden if parameter.ndim == 2 and id(parameter) not in skip else rest).append(parameter)
+    hidden, rest = [], []
+    for parameter in model.parameters():  # each shared (tied) tensor once
+        if parameter.requires_grad:
+            (hidden if parameter.ndim == 2 and id(parameter) not in skip else rest).append(parameter)
     return hidden, rest
 
 
@@ -118,13 +116,15 @@ class MuonAdamW(torch.optim.Optimizer):
             hidden, lr=lr, weight_decay=weight_decay, momentum=momentum, adjust_lr_fn="match_rms_adamw"
         )
         self.adamw = torch.optim.AdamW(rest, lr=lr, weight_decay=weight_decay, betas=betas) if rest else None
-        groups = [group for optimizer in self._inner() for group in optimizer.param_groups]
         # The base class's state stays empty (each inner optimizer keeps its own); its defaults are unused.
-        super().__init__(groups, {})
-        self.param_groups = groups  # the very dicts the inner optimizers read
+        super().__init__(self._inner_groups(), {})
 
     def _inner(self) -> list[torch.optim.Optimizer]:
         return [self.muon] + ([self.adamw] if self.adamw else [])
+
+    def _inner_groups(self) -> list[dict]:
+        """The inner optimizers' own group dicts (the base class keeps these very dicts)."""
+        return [group for optimizer in self._inner() for group in optimizer.param_groups]
 
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         loss = self.muon.step(closure)  # evaluates the closure (Lightning's forward and backward) once
@@ -144,4 +144,4 @@ class MuonAdamW(torch.optim.Optimizer):
         for optimizer in self._inner():
             optimizer.load_state_dict(state_dict["muon" if optimizer is self.muon else "adamw"])
         # Loading gives each inner optimizer new group dicts: share those, or a scheduler would set stale ones.
-        self.param_groups = [group for optimizer in self._inner() for group in optimizer.param_groups]
+        self.param_groups = self._inner_groups()
