@@ -3,7 +3,7 @@
     python bench/quality.py --runs runs/gpt2_sample runs/llama \\
         --judge runs/classifier/version_0/checkpoints/best.ckpt runs/judge/version_0/checkpoints/best.ckpt \\
         [--reranker CLASSIFIER.ckpt] [--best_of 8] [--seeds 0 1 2] [--decodings greedy sampled best_of new] \\
-        [--train] [--json results.json]
+        [--spread] [--train] [--json results.json]
 
 For each run folder (the newest version's best.ckpt) it completes the 80 dev prefixes with each
 decoding and prints one table and JSON. Decodings: ``greedy``; ``sampled`` (top-k 50, top-p 0.95,
@@ -28,6 +28,14 @@ measured the same way: the 80 real dev images themselves (their PDR: what a judg
 the dev prefixes completed with the bottom of the nearest training image (a model should beat it) and
 80 real training images (the floor of an 80-image FID).
 
+``--spread`` adds a column for every sampled decoding of the dev tops (not ``new``): the mean Inception
+FID between the seeds' completion sets (each pair of seeds; in brackets the lowest and highest pair). Two
+draws of the same model for the same 80 tops differ only in their bottoms, as a draw and the real images
+would if the real bottoms came from the model's own distribution. So it estimates the FID a sampler with
+the model's variety can expect at best: a lower FID against the real images needs bottoms closer to the
+real ones than another draw is, which more variety cannot give and less variety (flatter, likelier
+completions) has so far not given either (docs/quality.md).
+
 ``--train`` first trains each run's config (``configs/<name>.yaml``) and times it; otherwise the
 training minutes come from the run folder (config.yaml written at the start, last.ckpt at the end).
 """
@@ -39,6 +47,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -123,6 +133,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
     parser.add_argument("--top_k", type=int, default=50, help="sample among the k likeliest colours (default 50)")
     parser.add_argument("--top_p", type=float, default=0.95, help="nucleus sampling threshold (default 0.95)")
+    parser.add_argument("--spread", action="store_true", help="also the FID between the seeds' completion sets (2 seeds or more)")
     parser.add_argument("--train", action="store_true", help="train each config first and time it")
     parser.add_argument("--data_dir", default=None, help="data folder (default: the shipped course split)")
     parser.add_argument("--json", help="also write the results here")
@@ -145,7 +156,7 @@ def run() -> None:
     columns = list(classifiers)
     rows = reference_rows(judge, classifiers)
     for row in rows:
-        print_row(row, columns, header=row is rows[0])
+        print_row(row, columns, header=row is rows[0], spread=args.spread)
     for root in map(Path, args.runs):
         minutes = train(root.name) if args.train else None
         checkpoint = root if root.is_file() else newest_checkpoint(root, "best")
@@ -160,7 +171,8 @@ def run() -> None:
         sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
         for label, kind, per_seed in decoding_plan(args.decodings, args.best_of, args.seeds, sampling, args.contrast, args.consensus):
             model.reranker = reranker if kind in RERANKED else None  # likelihood, contrast: the model decides
-            seeds = [score(model, judge, classifiers, data, decoding, kind) for decoding in per_seed]
+            scored = [score(model, judge, classifiers, data, decoding, kind) for decoding in per_seed]
+            seeds = [figures for figures, _ in scored]
             rows.append({
                 "run": checkpoint.parent.parent.parent.name, "train_min": round(minutes, 1), "decoding": label,
                 **summarise(seeds), "seeds": [decoding.seed for decoding in per_seed] if kind != "greedy" else None,
@@ -168,14 +180,19 @@ def run() -> None:
                 "checkpoint": str(checkpoint), "features": judge.descriptions["fid"],
                 "reranker": reranker_path if kind in RERANKED else None,
             })  # fmt: skip
-            print_row(rows[-1], columns, header=False)
+            if args.spread and kind != "greedy" and not kind.startswith("new") and len(scored) > 1:  # same tops in every set
+                pairs = judge.fid_between([images for _, images in scored])
+                rows[-1].update(fid_spread=statistics.fmean(pairs), fid_spread_range=[min(pairs), max(pairs)] if len(pairs) > 1 else None)
+            print_row(rows[-1], columns, header=False, spread=args.spread)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     print(json.dumps(rows))
 
 
-def score(model, judge: QualityJudge, classifiers: dict, data: PokemonDataModule, decoding: Decoding, kind: str) -> dict:
-    """One seed's figures: bits/pixel and recon accuracy (completions only), FIDs, each judge's PDR."""
+def score(
+    model, judge: QualityJudge, classifiers: dict, data: PokemonDataModule, decoding: Decoding, kind: str
+) -> tuple[dict, torch.Tensor]:
+    """One seed's figures (bits/pixel and recon accuracy for completions only, FIDs, each judge's PDR) and its images."""
     if kind.startswith("new"):
         # the first pixels predict.py --split new --data.new_seed SEED starts from, one per dev image
         starts = first_pixels(data.splits["train"], data.vocab_size, len(judge.reference), decoding.seed)
@@ -183,11 +200,12 @@ def score(model, judge: QualityJudge, classifiers: dict, data: PokemonDataModule
         results.update(bits_per_pixel=None, pixel_accuracy=None)
     else:
         results, images = evaluate_model(model, judge, decoding)
-    return {
+    figures = {
         "bits_per_pixel": results["bits_per_pixel"], "recon_acc": results["pixel_accuracy"], "fid": results["fid"],
         "fid_classifier": results.get("fid_classifier"), "decode_s": results["decode_s"],
         "pdr": {name: detection_rate(classifier, images) for name, classifier in classifiers.items()},
     }  # fmt: skip
+    return figures, images
 
 
 def summarise(seeds: list[dict]) -> dict:
@@ -224,7 +242,7 @@ def reference_rows(judge: QualityJudge, classifiers: dict) -> list[dict]:
 
 
 def cell(row: dict, key: str, digits: int, judge: str | None = None) -> str:
-    value = row[key] if judge is None else (row[key] or {}).get(judge)
+    value = row.get(key) if judge is None else (row[key] or {}).get(judge)
     if value is None:
         return "-"
     spread = row.get(f"{key}_range")
@@ -234,14 +252,14 @@ def cell(row: dict, key: str, digits: int, judge: str | None = None) -> str:
     return f"{value:.{digits}f}" + (f" [{spread[0]:.{digits}f}, {spread[1]:.{digits}f}]" if spread else "")
 
 
-def print_row(row: dict, judges: list[str], header: bool) -> None:
+def print_row(row: dict, judges: list[str], header: bool, spread: bool = False) -> None:
     if header:
         names = ["run", "train min", "decoding", "dev bits/pixel", "recon acc", "Inception FID", "classifier FID"]
-        names += [f"PDR ({name})" for name in judges] + ["decode s"]
+        names += ["FID seed vs seed"] * spread + [f"PDR ({name})" for name in judges] + ["decode s"]
         print("| " + " | ".join(names) + " |")
         print("|" + "---|" * len(names))
     cells = ["-" if row[key] is None else str(row[key]) for key in ("run", "train_min", "decoding")]
-    cells += [cell(row, key, digits) for key, digits in METRICS]
+    cells += [cell(row, key, digits) for key, digits in METRICS] + [cell(row, "fid_spread", 1)] * spread
     cells += [cell(row, "pdr", 2, name) for name in judges] + [cell(row, "decode_s", 1)]
     print("| " + " | ".join(cells) + " |", flush=True)
 

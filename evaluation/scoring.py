@@ -11,6 +11,7 @@ import json
 import math
 import time
 from functools import cached_property
+from itertools import combinations
 from pathlib import Path
 
 import torch
@@ -77,6 +78,7 @@ class QualityJudge:
         device: str | torch.device = "cpu",
     ) -> None:
         self.reference, self.palette, self.train, self.prefix_len = reference, palette, train, prefix_len
+        self.features = features
         self.classifier, self.height, self.width = classifier, image_height, image_width
         self.device = classifier.device if classifier is not None else torch.device(device)
         kinds = {"fid": features}
@@ -102,6 +104,23 @@ class QualityJudge:
                 metric.update(self.render(chunk), real=False)
             scores[key] = float(metric.compute())
         return scores
+
+    def fid_between(self, sets: list[torch.Tensor]) -> list[float]:
+        """The headline FID (same features) between every pair of ``sets``, in ``itertools.combinations`` order.
+
+        For completions of the same prefixes drawn with different seeds this is the FID a model would get
+        if the real images were one more draw of its own: how far two honest samples land from each other,
+        which the FID against the real images cannot go much below unless the completions copy each other.
+        """
+        metric = build_fid(self.features, self.classifier, reset_real_features=True)[0].to(self.device)
+        values = []
+        for first, second in combinations(sets, 2):
+            metric.reset()
+            for images, real in ((first, True), (second, False)):
+                for chunk in images.split(256):
+                    metric.update(self.render(chunk), real=real)
+            values.append(float(metric.compute()))
+        return values
 
     @cached_property
     def reference_images(self) -> dict[str, torch.Tensor]:

@@ -178,9 +178,10 @@ def test_quality_bench_seeds_judges_and_new_pokemon(lm_ckpt, classifier_ckpt, sm
     result = run_script(
         "bench/quality.py", "--runs", str(lm_ckpt), "--judge", str(classifier_ckpt), str(strict),
         "--seeds", "0", "1", "--decodings", "sampled", "new", "--data_dir", str(small_data), "--json", str(report),
+        "--spread",
     )  # fmt: skip
     header = next(line for line in result.stdout.splitlines() if line.startswith("| run |"))
-    assert "| PDR (runs) | PDR (strict) |" in header
+    assert "| classifier FID | FID seed vs seed | PDR (runs) | PDR (strict) |" in header
     rows = json.loads(report.read_text())
     assert [row["run"] for row in rows[:3]] == ["(80 real dev images)", "(nearest-neighbour copy)", "(16 real train images)"]
     assert rows[0]["fid"] == 0 and set(rows[0]["pdr"]) == {"runs", "strict"}
@@ -196,6 +197,9 @@ def test_quality_bench_seeds_judges_and_new_pokemon(lm_ckpt, classifier_ckpt, sm
     assert new["bits_per_pixel"] is None and new["recon_acc"] is None and new["fid"] > 0
     line = next(line for line in result.stdout.splitlines() if "| sampled |" in line)
     assert f"{sampled['fid']:.1f} [{min(fids):.1f}, {max(fids):.1f}]" in line
+    # --spread: seed 0's completions against seed 1's (one pair, so no range); new Pokémon share no tops
+    assert sampled["fid_spread"] > 0 and sampled["fid_spread_range"] is None and "fid_spread" not in new
+    assert f"| {sampled['fid_spread']:.1f} |" in line
 
 
 def test_quality_bench_consensus_decodings_carry_their_setting():

@@ -55,6 +55,20 @@ def test_fid_with_classifier_features_known_answers_offline(classifier_ckpt, no_
     assert same["fid_ref_nearest"] == different["fid_ref_nearest"] > 0  # measured once, the same for every set
 
 
+def test_fid_between_sets_pairs_every_two_and_is_zero_only_for_the_same_set(classifier_ckpt):
+    """``fid_between`` (bench/quality.py --spread): one FID per pair, in combinations order, with the judge's features."""
+    dev, train = read_images(DATA_DIR / "dev.txt"), read_images(DATA_DIR / "train.txt")
+    judge = QualityJudge(dev, read_palette(DATA_DIR / "colormap.txt"), train, 240, load_classifier(classifier_ckpt), features="classifier")
+    noisy = dev.clone()
+    hit = torch.rand(dev.shape, generator=torch.Generator().manual_seed(0)) < 0.3
+    noisy[hit] = torch.randint(0, 167, (int(hit.sum()),), generator=torch.Generator().manual_seed(1))
+    dev_noisy, dev_dev, noisy_dev = judge.fid_between([dev, noisy, dev])  # pairs (0, 1), (0, 2), (1, 2)
+    assert dev_noisy > 0 and abs(dev_dev) < 1e-3 * dev_noisy  # set 2 is set 0 again
+    assert dev_noisy == pytest.approx(judge(noisy)["fid"], rel=1e-3)  # the judge's own fid, the same features
+    assert noisy_dev == pytest.approx(dev_noisy, rel=1e-3)  # a distance: either set may come first
+    assert judge.fid_between([dev]) == []
+
+
 def test_classifier_features_without_a_classifier_is_a_clear_error():
     with pytest.raises(FeaturesUnavailable, match=r"needs a classifier checkpoint \(--classifier PATH\)"):
         build_fid("classifier")
