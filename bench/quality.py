@@ -180,9 +180,9 @@ def run() -> None:
                 "checkpoint": str(checkpoint), "features": judge.descriptions["fid"],
                 "reranker": reranker_path if kind in RERANKED else None,
             })  # fmt: skip
-            if args.spread and kind != "greedy" and not kind.startswith("new") and len(scored) > 1:  # same tops in every set
+            if args.spread and not kind.startswith("new") and len(scored) > 1:  # sampled, the same tops in every set
                 pairs = judge.fid_between([images for _, images in scored])
-                rows[-1].update(fid_spread=statistics.fmean(pairs), fid_spread_range=[min(pairs), max(pairs)] if len(pairs) > 1 else None)
+                rows[-1]["fid_spread"], rows[-1]["fid_spread_range"] = mean_and_range(pairs)
             print_row(rows[-1], columns, header=False, spread=args.spread)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
@@ -212,15 +212,18 @@ def summarise(seeds: list[dict]) -> dict:
     """Each figure's mean over seeds, and ``<name>_range`` its (lowest, highest) when there are several seeds."""
     summary = {}
     for key in [key for key, _ in METRICS] + ["decode_s"]:
-        values = [seed[key] for seed in seeds if seed[key] is not None]
-        summary[key] = statistics.fmean(values) if values else None
-        summary[f"{key}_range"] = [min(values), max(values)] if len(values) > 1 else None
+        summary[key], summary[f"{key}_range"] = mean_and_range([seed[key] for seed in seeds if seed[key] is not None])
     summary["pdr"] = {name: statistics.fmean(seed["pdr"][name] for seed in seeds) for name in seeds[0]["pdr"]}
     summary["pdr_range"] = (
         {name: [min(s["pdr"][name] for s in seeds), max(s["pdr"][name] for s in seeds)] for name in seeds[0]["pdr"]}
         if len(seeds) > 1 else None
     )  # fmt: skip
     return summary
+
+
+def mean_and_range(values: list[float]) -> tuple[float | None, list[float] | None]:
+    """The mean of ``values`` (None if there are none) and ``[lowest, highest]`` (None unless there are several)."""
+    return (statistics.fmean(values) if values else None), ([min(values), max(values)] if len(values) > 1 else None)
 
 
 def reference_rows(judge: QualityJudge, classifiers: dict) -> list[dict]:
