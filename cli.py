@@ -29,9 +29,9 @@ from checkpointing import CheckpointError, load_checkpoint
 from checkpointing.exported import decoding_args, is_exported, load_exported_weights, read_export
 from checkpointing.run_folders import RUN_DIR_ENV, newest_checkpoint, run_reranker, versions
 from datamodules import PixelFormatError, PokemonDataModule
-from datamodules.pixel_files import WriteError, atomic_write_bytes
+from files.atomic_write import WriteError, atomic_write_bytes
 from lightning_modules import PixelLM, PokemonClassifier  # noqa: F401 (short class names in configs)
-from lightning_modules.checkpoint_check import CheckpointMismatchError, check_checkpoint
+from checkpointing.checkpoint_check import CheckpointMismatchError, check_checkpoint
 from lightning_modules.pixel_lm import NonFiniteLossError
 
 CONFIGS = Path(__file__).resolve().parent / "configs"  # where a bare --config name is looked up
@@ -316,6 +316,8 @@ class PixelCLI(LightningCLI):
             raise ConfigError(str(error)) from None
         if self.stage == "predict" and is_exported(self.config.ckpt_path):
             load_exported_weights(self.model, Path(self.config.ckpt_path), self.datamodule.palette)
+        elif self.stage == "predict":  # before Lightning's load_state_dict, whose error lists dozens of tensor names
+            check_checkpoint(load_checkpoint(self.config.ckpt_path), self.model, self.model.hparams, self.config.ckpt_path)
         if self.stage == "predict" and self.config.reranker:
             from evaluation.scoring import classifier_scorer  # only prediction needs the judge
 

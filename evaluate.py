@@ -20,14 +20,8 @@ from jsonargparse import ArgumentParser
 
 from checkpointing import load_weights
 from cli import PixelCLI, stopped_by_signals
-from datamodules.pixel_files import (
-    SHIPPED_DATA,
-    PixelFormatError,
-    atomic_write_bytes,
-    read_images,
-    read_palette,
-    write_images,
-)
+from datamodules.pixel_files import SHIPPED_DATA, PixelFormatError, read_images, read_palette, write_images
+from files.atomic_write import atomic_write_bytes
 from evaluation.scoring import CLASSIFIER_HINT, QualityJudge, evaluate_model, load_classifier, table
 from evaluation.metrics import FeatureKind, FeaturesUnavailable
 

@@ -56,7 +56,7 @@ from checkpointing import CheckpointError, load_pixel_lm  # noqa: E402
 from checkpointing.run_folders import newest_checkpoint, run_reranker  # noqa: E402
 from datamodules import PokemonDataModule  # noqa: E402
 from datamodules.pokemon import first_pixels  # noqa: E402
-from lightning_modules import Decoding  # noqa: E402
+from generation.decoding import Decoding  # noqa: E402
 from evaluation.scoring import QualityJudge, classifier_scorer, detection_rate, evaluate_model, evaluate_new  # noqa: E402
 from evaluation.scoring import load_classifier  # noqa: E402
 

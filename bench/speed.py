@@ -168,7 +168,7 @@ def train_course(args) -> dict:
 
 
 def generate_project(args) -> dict:
-    from lightning_modules import Decoding
+    from generation.decoding import Decoding
 
     model = build_model(load_config(args.config), args.ckpt).to(args.device)
     prefixes = test_prefixes().to(args.device)

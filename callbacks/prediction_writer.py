@@ -7,7 +7,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
-from datamodules.pixel_files import atomic_write_files, check_writable, format_images
+from datamodules.pixel_files import format_images
+from files.atomic_write import atomic_write_files, check_writable
 from datamodules.render import grid, png_bytes
 from datamodules.submission import validate
 

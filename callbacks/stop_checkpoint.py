@@ -8,7 +8,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.utilities import rank_zero_info
 
-from datamodules.pixel_files import WriteError
+from files.atomic_write import WriteError
 from lightning_modules.pixel_lm import NonFiniteLossError
 
 

@@ -22,7 +22,7 @@ class TrainReranker(L.Callback):
     ``predict.py`` keeps the best of ``decoding.best_of`` samples by it with no ``--reranker`` to pass.
 
     The classifier learns real training images against made-up failed completions
-    (``configs/classifier.yaml``, ``lightning_modules/negatives.py``), not the language model's samples,
+    (``configs/classifier.yaml``, ``datamodules/negatives.py``), not the language model's samples,
     so it can train after the language model, on the same data, in a few minutes. It runs as a
     ``train.py`` process of its own, exactly ``python train.py --config CONFIG ARGS --data.data_dir
     <the model's> --trainer.default_root_dir <run>/reranker`` by hand: its own seed, run folder, W&B run

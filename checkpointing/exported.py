@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from checkpointing.loading import CheckpointError
-from lightning_modules.checkpoint_check import CheckpointMismatchError, check_checkpoint, describe
-from lightning_modules.decoding import Decoding
+from checkpointing.checkpoint_check import CheckpointMismatchError, check_checkpoint, describe
+from generation.decoding import Decoding
 from lightning_modules.pixel_lm import PixelLM
 
 SETTINGS_FILE = "pixel_lm.json"

@@ -17,7 +17,7 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from datamodules.pixel_files import atomic_write_bytes
+from files.atomic_write import atomic_write_bytes
 
 
 class CheckpointReadError(ValueError):
@@ -30,7 +30,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     A save writes a temporary file in the target's folder (the same file system, so the rename
     cannot turn into a copy), flushes it to the disk and renames it over the target. A failed save
     removes its temporary file, keeps the previous checkpoint and raises
-    :class:`~datamodules.pixel_files.WriteError` in one line, e.g. ``no space left on /data to save
+    :class:`~files.atomic_write.WriteError` in one line, e.g. ``no space left on /data to save
     .../last.ckpt (41 MB needed, 12 MB free); the previous last.ckpt is kept``. A checkpoint that
     cannot be read raises :class:`CheckpointReadError` instead of torch's zip-archive error.
     Remote paths (``s3://`` and friends) are saved by Lightning as before.

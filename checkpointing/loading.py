@@ -18,16 +18,17 @@ from typing import Any, Literal
 import torch
 from torch.serialization import get_unsafe_globals_in_checkpoint, safe_globals
 
-from lightning_modules.checkpoint_check import check_checkpoint
+from checkpointing.checkpoint_check import check_checkpoint
 from lightning_modules.classifier import PokemonClassifier
-from lightning_modules.decoding import Decoding
+from generation.decoding import Decoding
 from lightning_modules.pixel_lm import PixelLM
 
 # The only non-torch types a checkpoint of this project may hold. Checkpoints written through the CLI
 # store PixelLM's ``decoding`` as a dict; a PixelLM built in Python with ``Decoding(...)`` stores the
 # dataclass. Nothing else in a tiny, llama-shaped or classifier checkpoint needs allowing (checked
 # with torch.serialization.get_unsafe_globals_in_checkpoint; tests/test_checkpoint_safety.py).
-PROJECT_TYPES = [Decoding]
+# Decoding lived in lightning_modules/decoding.py until 2026-12-04: checkpoints saved then name it there.
+PROJECT_TYPES = [Decoding, (Decoding, "lightning_modules.decoding.Decoding")]
 
 Kind = Literal["PixelLM", "PokemonClassifier"]
 

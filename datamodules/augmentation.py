@@ -1,5 +1,5 @@
 """Moving images within their frame: the one shift that training images (``data.shift``) and the
-classifier's augmentation (:func:`lightning_modules.negatives.translate`) both use."""
+classifier's augmentation (:func:`datamodules.negatives.translate`) both use."""
 
 import torch
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from datamodules.pixel_files import atomic_write_bytes
+from files.atomic_write import atomic_write_bytes
 
 
 def to_rgb(images: torch.Tensor, palette: torch.Tensor, height: int = 20, width: int = 20) -> torch.Tensor:

@@ -19,7 +19,7 @@ import torch
 import checkpointing
 from datamodules.render import to_rgb
 from lightning_modules.classifier import PokemonClassifier
-from lightning_modules.decoding import Decoding
+from generation.decoding import Decoding
 from evaluation.metrics import FeatureKind, PokemonDetectionRate, build_fid
 from evaluation.references import REFERENCE_NOTES, reference_sets
 

@@ -7,7 +7,7 @@ from torch import nn
 
 from datamodules.pixel_files import read_images
 from datamodules.render import to_rgb
-from lightning_modules.negatives import NEGATIVE_TYPES, Corruptor, fit_bigram, hflip, translate
+from datamodules.negatives import NEGATIVE_TYPES, Corruptor, fit_bigram, hflip, translate
 
 
 def _block(channels_in: int, channels_out: int) -> nn.Sequential:
@@ -20,7 +20,7 @@ class PokemonClassifier(L.LightningModule):
     """Scores how much an RGB image looks like a Pokémon (1) rather than a failed completion (0).
 
     Positives are real training images (mirrored and moved by a pixel or two); negatives keep a
-    real top and spoil the bottom in one of several ways (``lightning_modules/negatives.py``),
+    real top and spoil the bottom in one of several ways (``datamodules/negatives.py``),
     optionally plus completions of weak models read from ``negatives_file``. The palette and the
     bigram used for ``markov`` negatives are buffers, so a checkpoint is all a user needs.
 

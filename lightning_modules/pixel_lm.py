@@ -14,11 +14,10 @@ from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from datamodules.render import to_rgb
 from lightning_modules import causal_chunks
-from lightning_modules.checkpoint_check import check_checkpoint
-from lightning_modules.decoding import Decoding
+from generation.decoding import Decoding
 from lightning_modules.grid_positions import add_grid_positions
-from lightning_modules.kv_cache import FilledInPlaceCache
-from lightning_modules.negatives import fit_bigram
+from generation.kv_cache import FilledInPlaceCache
+from datamodules.negatives import fit_bigram
 from lightning_modules.optimizers import MuonAdamW, muon_parameters
 
 # Keys that name the context length in each architecture's config class.
@@ -180,10 +179,6 @@ class PixelLM(L.LightningModule):
             )
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(images))
         return loss
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        source = (self._trainer.ckpt_path if self._trainer else None) or "checkpoint"
-        check_checkpoint(checkpoint, self, self.hparams, str(source))
 
     def validation_step(self, images: torch.Tensor, batch_idx: int) -> None:
         losses = self.token_losses(images)

@@ -10,7 +10,8 @@ from checkpointing import load_pixel_lm
 from conftest import TINY, run_script
 from datamodules.pixel_files import read_images, read_palette
 from datamodules.submission import check
-from lightning_modules import Decoding, PixelLM
+from generation.decoding import Decoding
+from lightning_modules import PixelLM
 
 
 def tiny_model() -> PixelLM:

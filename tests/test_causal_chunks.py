@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import lightning_modules.causal_chunks as causal_chunks
-from lightning_modules import Decoding, PixelLM
+from generation.decoding import Decoding
+from lightning_modules import PixelLM
 from wandb_records import history, metric
 
 LLAMA = {"num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_size": 32,

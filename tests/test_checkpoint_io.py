@@ -11,7 +11,7 @@ import torch
 from checkpointing.io import AtomicCheckpointIO, CheckpointReadError
 from cli import RUN_DIR_ENV, PixelCLI
 from conftest import TINY
-from datamodules.pixel_files import WriteError
+from files.atomic_write import WriteError
 from test_errors import assert_error
 
 

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from checkpointing import CheckpointError, load_checkpoint, load_classifier, load_pixel_lm
 from conftest import TINY, run_script
-from lightning_modules import Decoding
+from generation.decoding import Decoding
 from test_errors import assert_error
 
 REFUSED = f"refused: it holds code ({os.system.__module__}.system)"
@@ -154,7 +154,7 @@ def test_project_checkpoints_need_only_the_allow_listed_types(lm_ckpt, classifie
     checkpoint = torch.load(lm_ckpt, weights_only=True)
     checkpoint["hyper_parameters"]["decoding"] = Decoding(do_sample=True, top_k=7)
     torch.save(checkpoint, tmp_path / "python.ckpt")
-    assert torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "python.ckpt") == ["lightning_modules.decoding.Decoding"]
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "python.ckpt") == ["generation.decoding.Decoding"]
     assert load_pixel_lm(tmp_path / "python.ckpt").decoding.top_k == 7
 
 

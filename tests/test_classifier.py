@@ -6,7 +6,7 @@ import torch
 from conftest import DATA_DIR, ROOT, run_script
 from datamodules.pixel_files import read_images, read_palette
 from lightning_modules import PokemonClassifier
-from lightning_modules.negatives import NEGATIVE_TYPES, Corruptor, fit_bigram, translate
+from datamodules.negatives import NEGATIVE_TYPES, Corruptor, fit_bigram, translate
 
 CONFIG = ROOT / "configs" / "classifier.yaml"
 

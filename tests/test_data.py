@@ -158,7 +158,7 @@ def test_missing_and_empty_files(data_copy):
 
 
 def test_atomic_write_keeps_usual_permissions(tmp_path):
-    from datamodules.pixel_files import atomic_write_bytes
+    from files.atomic_write import atomic_write_bytes
 
     mask = os.umask(0o022)
     try:

@@ -5,9 +5,10 @@ import torch
 
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from lightning_modules import Decoding, PixelLM
-from lightning_modules.decoding import TopKTopPLogitsWarper
-from lightning_modules.kv_cache import FilledInPlaceCache
+from generation.decoding import Decoding
+from lightning_modules import PixelLM
+from generation.decoding import TopKTopPLogitsWarper
+from generation.kv_cache import FilledInPlaceCache
 
 ARCHITECTURES = {
     "gpt2": {"n_layer": 2, "n_head": 2, "n_embd": 16},

@@ -5,7 +5,8 @@ import torch
 
 from conftest import TINY, run_script
 from datamodules.pixel_files import read_images
-from lightning_modules import Decoding, PixelLM
+from generation.decoding import Decoding
+from lightning_modules import PixelLM
 
 ARCHITECTURES = {
     "gpt2": {"n_layer": 1, "n_head": 2, "n_embd": 16},

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY, run_script
-from lightning_modules import Decoding, PixelLM
+from generation.decoding import Decoding
+from lightning_modules import PixelLM
 
 # 48 images in batches of 2: 24 steps an epoch; tiny.yaml saves last.ckpt every 2 steps, so mid-epoch.
 RUN = ("--data.batch_size=2", "--trainer.max_steps=-1", "--trainer.max_epochs=2")
