@@ -156,3 +156,7 @@ def test_bad_input_is_one_line_naming_the_file(project, capsys):
     assert main(args) == 2
     assert "README.md: no <!-- results:configs -->" in capsys.readouterr().err
 
+
+def test_the_projects_results_are_rendered():
+    """CI's guard: README.md's configs table and docs/results.md are what docs/results/*.json render."""
+    assert main(["--check"]) == 0
