@@ -36,22 +36,40 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- results:configs -->", "<!-- /results:configs -->"
 QUALITY_COLUMNS = [  # bench/quality.py's row keys, in its table's order
-    ["run", "run", None], ["train_min", "train min", 1], ["decoding", "decoding", None],
-    ["bits_per_pixel", "dev bits/pixel", 3], ["recon_acc", "recon acc", 3], ["fid", "Inception FID", 1, True],
-    ["fid_classifier", "classifier FID", 1], ["fid_spread", "FID seed vs seed", 1], ["pdr", "PDR ({})", 2, True],
+    ["run", "run", None],
+    ["train_min", "train min", 1],
+    ["decoding", "decoding", None],
+    ["bits_per_pixel", "dev bits/pixel", 3],
+    ["recon_acc", "recon acc", 3],
+    ["fid", "Inception FID", 1, True],
+    ["fid_classifier", "classifier FID", 1],
+    ["fid_spread", "FID seed vs seed", 1],
+    ["pdr", "PDR ({})", 2, True],
     ["decode_s", "decode s", 1],
-]  # fmt: skip
+]
 CONFIG_COLUMNS = [
-    ["config", "config", None], ["what", "what", None], ["train_min", "training min", 1],
-    ["threads", "threads", None], ["epochs", "epochs", None], ["decoding", "decoding", None], ["bits_per_pixel", "dev bits/pixel", 3],
-    ["fid", "Inception FID", 1, True], ["pdr", "PDR ({})", 2, True], ["date", "date", None],
+    ["config", "config", None],
+    ["what", "what", None],
+    ["train_min", "training min", 1],
+    ["threads", "threads", None],
+    ["epochs", "epochs", None],
+    ["decoding", "decoding", None],
+    ["bits_per_pixel", "dev bits/pixel", 3],
+    ["fid", "Inception FID", 1, True],
+    ["pdr", "PDR ({})", 2, True],
+    ["date", "date", None],
     ["measured", "FID and PDR measured in", None],
-]  # fmt: skip
+]
 README_COLUMNS = [
-    ["config", "config", None], ["what", "what", None], ["train_min", "training min", 1],
-    ["threads", "threads", None], ["decoding", "decoding", None], ["bits_per_pixel", "dev bits/pixel", 3], ["fid", "Inception FID", 1],
+    ["config", "config", None],
+    ["what", "what", None],
+    ["train_min", "training min", 1],
+    ["threads", "threads", None],
+    ["decoding", "decoding", None],
+    ["bits_per_pixel", "dev bits/pixel", 3],
+    ["fid", "Inception FID", 1],
     ["pdr", "PDR ({})", 2],
-]  # fmt: skip
+]
 COPIED = ("decoding", "bits_per_pixel", "fid", "pdr", "per_seed", "seeds")  # from a configs row's quality row
 HEADER = "<!-- Rendered by bench/report.py from docs/results/*.json: edit those files and rerun it, not this one. -->"
 
@@ -242,7 +260,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if args.check:
             source = f"{shown(args.results)}/*.json"
-            print(f"report.py: error: {shown(path)} is not what {source} render; run python bench/report.py", file=sys.stderr)
+            print(
+                f"report.py: error: {shown(path)} is not what {source} render; run python bench/report.py",
+                file=sys.stderr,
+            )
             return 1
         path.write_text(text, encoding="utf-8")
         print(f"wrote {shown(path)}")

@@ -23,29 +23,71 @@ def bench_row(run: str, decoding: str, seeds: list[dict]) -> dict:
 
 
 def seed(fid: float, judge: float) -> dict:
-    return {"bits_per_pixel": 1.918, "recon_acc": 0.35, "fid": fid, "fid_classifier": 14.0, "decode_s": 3.9,
-            "pdr": {"classifier": 0.9, "judge": judge}}  # fmt: skip
+    return {
+        "bits_per_pixel": 1.918,
+        "recon_acc": 0.35,
+        "fid": fid,
+        "fid_classifier": 14.0,
+        "decode_s": 3.9,
+        "pdr": {"classifier": 0.9, "judge": judge},
+    }
 
 
 BENCH_ROWS = [
-    {"run": "(80 real dev images)", "train_min": None, "decoding": None, "bits_per_pixel": None, "recon_acc": None,
-     "fid": 0.0, "fid_classifier": 0.0, "decode_s": None, "seeds": None, "pdr": {"classifier": 0.96, "judge": 0.99}},
+    {
+        "run": "(80 real dev images)",
+        "train_min": None,
+        "decoding": None,
+        "bits_per_pixel": None,
+        "recon_acc": None,
+        "fid": 0.0,
+        "fid_classifier": 0.0,
+        "decode_s": None,
+        "seeds": None,
+        "pdr": {"classifier": 0.96, "judge": 0.99},
+    },
     bench_row("llama", "sampled", [seed(54.3, 0.80), seed(55.7, 0.85), seed(56.2, 0.82)]),
-]  # fmt: skip
+]
 TRANSCRIBED = {
-    "title": "Old measurements", "source": "transcribed from README.md at 6765bde", "command": "python bench/x.py",
-    "machine": "2-core AMD EPYC, AVX2", "date": "2026-12-03", "per_seed_note": "not known (raw JSON not kept)",
-    "rows": [{"run": "quick", "decoding": "best-of-16", "bits_per_pixel": 2.061, "fid": 57.4, "fid_range": [55.6, 60.7],
-              "pdr": {"classifier": 0.98, "judge": 0.93}, "pdr_range": {"classifier": [0.95, 1.0]}, "per_seed": None}],
-}  # fmt: skip
-CONFIGS = {
-    "kind": "configs", "title": "Configs", "readme_lead": "Minutes on a 2-core AMD EPYC.",
+    "title": "Old measurements",
+    "source": "transcribed from README.md at 6765bde",
+    "command": "python bench/x.py",
+    "machine": "2-core AMD EPYC, AVX2",
+    "date": "2026-12-03",
+    "per_seed_note": "not known (raw JSON not kept)",
     "rows": [
-        {"config": "llama", "train_min": 10.4, "threads": 2, "quality": {"file": "bench", "run": "llama", "decoding": "sampled"}},
-        {"config": "quick", "train_min": 4.6, "threads": 2, "quality": {"file": "old", "run": "quick", "decoding": "best-of-16"}},
+        {
+            "run": "quick",
+            "decoding": "best-of-16",
+            "bits_per_pixel": 2.061,
+            "fid": 57.4,
+            "fid_range": [55.6, 60.7],
+            "pdr": {"classifier": 0.98, "judge": 0.93},
+            "pdr_range": {"classifier": [0.95, 1.0]},
+            "per_seed": None,
+        }
+    ],
+}
+CONFIGS = {
+    "kind": "configs",
+    "title": "Configs",
+    "readme_lead": "Minutes on a 2-core AMD EPYC.",
+    "rows": [
+        {
+            "config": "llama",
+            "train_min": 10.4,
+            "threads": 2,
+            "quality": {"file": "bench", "run": "llama", "decoding": "sampled"},
+        },
+        {
+            "config": "quick",
+            "train_min": 4.6,
+            "threads": 2,
+            "quality": {"file": "old", "run": "quick", "decoding": "best-of-16"},
+        },
         {"config": "gpt2", "quality": None},
     ],
-}  # fmt: skip
+}
 BEFORE = "# Project\n\nHand-written manual text, 1.918 included.\n\n"
 AFTER = "\n\nMore manual text *after* the block.\n"
 
@@ -79,7 +121,7 @@ def test_bench_rows_render_with_mean_range_and_confidence_interval(project):
     page = section((root / "docs" / "results.md").read_text(), "bench")
     columns = table_row(page, "run")
     assert columns[:4] == ["run", "train min", "decoding", "dev bits/pixel"]
-    row = dict(zip(columns, table_row(page, "llama | 10.4 | sampled")))
+    row = dict(zip(columns, table_row(page, "llama | 10.4 | sampled"), strict=True))
     assert row["Inception FID"] == "55.4 [54.3, 56.2]"
     assert row["PDR (judge)"] == "0.82 [0.80, 0.85]"
     assert row["dev bits/pixel"] == "1.918"  # every seed the same: no range, as bench/quality.py prints it
@@ -89,9 +131,11 @@ def test_bench_rows_render_with_mean_range_and_confidence_interval(project):
     assert row["Inception FID 95 % CI"] == f"[{mean - half:.1f}, {mean + half:.1f}]"
     judges = [0.80, 0.85, 0.82]
     half = T_975_2DF * statistics.stdev(judges) / 3**0.5
-    assert row["PDR (judge) 95 % CI"] == f"[{statistics.fmean(judges) - half:.2f}, {statistics.fmean(judges) + half:.2f}]"
+    assert (
+        row["PDR (judge) 95 % CI"] == f"[{statistics.fmean(judges) - half:.2f}, {statistics.fmean(judges) + half:.2f}]"
+    )
     assert row["PDR (classifier) 95 % CI"] == "[0.90, 0.90]"  # every seed agrees: an interval of zero width
-    reference = dict(zip(columns, table_row(page, "(80 real dev images)")))
+    reference = dict(zip(columns, table_row(page, "(80 real dev images)"), strict=True))
     assert reference["Inception FID 95 % CI"] == "-" and reference["decoding"] == "-"
     assert "- Command and machine: not recorded in the file" in page  # the bench's own list has no provenance
 
@@ -101,14 +145,25 @@ def test_transcribed_entries_keep_their_provenance_and_have_no_interval(project)
     main(args)
     old = section((root / "docs" / "results.md").read_text(), "old")
     assert "## Old measurements" in old
-    for line in ("- Command: `python bench/x.py`", "- Machine: 2-core AMD EPYC, AVX2", "- Date: 2026-12-03",
-                 "- Source: transcribed from README.md at 6765bde", "- Per-seed values: not known (raw JSON not kept)"):  # fmt: skip
+    for line in (
+        "- Command: `python bench/x.py`",
+        "- Machine: 2-core AMD EPYC, AVX2",
+        "- Date: 2026-12-03",
+        "- Source: transcribed from README.md at 6765bde",
+        "- Per-seed values: not known (raw JSON not kept)",
+    ):
         assert line in old
     columns = table_row(old, "run")
     assert not [column for column in columns if "CI" in column]  # no per-seed values, no invented interval
-    row = dict(zip(columns, table_row(old, "quick")))
-    assert row == {"run": "quick", "decoding": "best-of-16", "dev bits/pixel": "2.061", "Inception FID": "57.4 [55.6, 60.7]",
-                   "PDR (classifier)": "0.98 [0.95, 1.00]", "PDR (judge)": "0.93"}  # fmt: skip
+    row = dict(zip(columns, table_row(old, "quick"), strict=True))
+    assert row == {
+        "run": "quick",
+        "decoding": "best-of-16",
+        "dev bits/pixel": "2.061",
+        "Inception FID": "57.4 [55.6, 60.7]",
+        "PDR (classifier)": "0.98 [0.95, 1.00]",
+        "PDR (judge)": "0.93",
+    }
 
 
 def test_readme_block_is_replaced_and_the_rest_untouched(project):
@@ -118,10 +173,10 @@ def test_readme_block_is_replaced_and_the_rest_untouched(project):
     assert text.startswith(BEFORE + "<!-- results:configs -->") and text.endswith("<!-- /results:configs -->" + AFTER)
     assert "stale table" not in text and "Minutes on a 2-core AMD EPYC." in text
     columns = table_row(text, "config")
-    llama = dict(zip(columns, table_row(text, "[`llama`](docs/results.md#config-llama)")))
+    llama = dict(zip(columns, table_row(text, "[`llama`](docs/results.md#config-llama)"), strict=True))
     assert llama["training min"] == "10.4" and llama["Inception FID"] == "55.4 [54.3, 56.2]"
     assert llama["PDR (classifier)"] == "0.90" and llama["PDR (judge)"] == "0.82 [0.80, 0.85]"
-    quick = dict(zip(columns, table_row(text, "[`quick`](docs/results.md#config-quick)")))
+    quick = dict(zip(columns, table_row(text, "[`quick`](docs/results.md#config-quick)"), strict=True))
     assert quick["dev bits/pixel"] == "2.061" and quick["PDR (classifier)"] == "0.98 [0.95, 1.00]"
     assert table_row(text, "[`gpt2`](docs/results.md#config-gpt2)")[1:] == ["-"] * (len(columns) - 1)
     page = (root / "docs" / "results.md").read_text()
