@@ -184,7 +184,9 @@ class PokemonDataModule(L.LightningDataModule):
         try:
             import datasets
         except ImportError:
-            raise ImportError("data: hub_dataset needs the `datasets` package: pip install datasets") from None
+            raise ImportError(
+                "data: hub_dataset needs the `datasets` package: pip install -r requirements-hub.txt"
+            ) from None
         if Path(name).is_dir():  # a local copy written by DatasetDict.save_to_disk
             dataset = datasets.load_from_disk(name)
         else:

