@@ -236,10 +236,10 @@ def score_runs(report: dict, judge_path: str, threads: int) -> None:
     import torch
     import yaml
 
-    from checkpointing import load_pixel_lm
+    from checkpointing import load_classifier, load_pixel_lm
     from checkpointing.run_folders import run_reranker
     from datamodules import PokemonDataModule
-    from evaluation.scoring import QualityJudge, classifier_scorer, evaluate_model, load_classifier
+    from evaluation.scoring import QualityJudge, classifier_scorer, evaluate_model
 
     torch.set_num_threads(threads)
     classifier = load_classifier(judge_path)

@@ -5,8 +5,8 @@ from dataclasses import replace
 import lightning as L
 import torch
 
+from checkpointing import load_classifier
 from datamodules.render import to_rgb
-from evaluation.scoring import load_classifier
 from evaluation.metrics import FeatureKind, PokemonDetectionRate, build_fid
 
 

@@ -16,27 +16,18 @@ from pathlib import Path
 
 import torch
 
-import checkpointing
+from checkpointing import load_classifier
 from datamodules.render import to_rgb
-from lightning_modules.classifier import PokemonClassifier
-from generation.decoding import Decoding
 from evaluation.metrics import FeatureKind, PokemonDetectionRate, build_fid
 from evaluation.references import REFERENCE_NOTES, reference_sets
+from generation.complete import evaluating
+from generation.decoding import Decoding
+from lightning_modules.classifier import PokemonClassifier
 
 CLASSIFIER_HINT = (
     "no --classifier: PDR and the classifier-feature FID are skipped; train a classifier with "
     "`python train.py --config configs/classifier.yaml` and pass --classifier runs/classifier/version_0/checkpoints/best.ckpt"
 )
-
-
-def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> PokemonClassifier:
-    """The classifier of a checkpoint written by ``train.py --config configs/classifier.yaml``, in eval mode.
-
-    Read weights-only by :func:`checkpointing.load_classifier`, which refuses a file holding code.
-    """
-    if not Path(path).exists():
-        raise FileNotFoundError(f"--classifier: {path} does not exist (train one: python train.py --config configs/classifier.yaml)")
-    return checkpointing.load_classifier(path, device)
 
 
 @torch.no_grad()
@@ -164,12 +155,8 @@ def complete_prefixes(model, prefixes: torch.Tensor, decoding: Decoding, batch_s
 @torch.no_grad()
 def bits_per_pixel(model, images: torch.Tensor, prefix_len: int, batch_size: int = 80) -> float:
     """Teacher-forced bits per pixel of everything after the first ``prefix_len`` pixels."""
-    training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         losses = [model.token_losses(chunk.to(model.device))[:, prefix_len - 1 :].cpu() for chunk in images.split(batch_size)]
-    finally:
-        model.train(training)
     return float(torch.cat(losses).mean() / math.log(2))
 
 
