@@ -1,4 +1,4 @@
-"""callbacks.ElapsedTime and CSVLogger: the seconds and metrics of every validation, as bench/time_to_quality.py reads them."""
+"""callbacks.ElapsedTime with CSVLogger: each validation's seconds and metrics, as bench/time_to_quality reads them."""
 
 import lightning as L
 import torch
