@@ -167,4 +167,3 @@ def load_weights_from(module: torch.nn.Module, checkpoint: dict[str, Any], path:
     # check_checkpoint names the architectures; load_state_dict would list dozens of tensor names.
     check_checkpoint(checkpoint, module, getattr(module, "hparams", {}), str(path))
     module.load_state_dict(checkpoint["state_dict"])
-
