@@ -52,13 +52,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from checkpointing import CheckpointError, load_pixel_lm  # noqa: E402
+from checkpointing import CheckpointError, load_classifier, load_pixel_lm  # noqa: E402
 from checkpointing.run_folders import newest_checkpoint, run_reranker  # noqa: E402
 from datamodules import PokemonDataModule  # noqa: E402
 from datamodules.pokemon import first_pixels  # noqa: E402
 from generation.decoding import Decoding  # noqa: E402
 from evaluation.scoring import QualityJudge, classifier_scorer, detection_rate, evaluate_model, evaluate_new  # noqa: E402
-from evaluation.scoring import load_classifier  # noqa: E402
 
 DECODINGS = (
     "greedy", "sampled", "best_of", "best_of_consensus", "best_of_likelihood", "best_of_contrast", "new",

@@ -19,8 +19,8 @@ Both generators use the same (untrained, seeded) weights, or ``--ckpt``'s; greed
   ``(batch*399, hidden) @ (hidden, intermediate)`` and the lm head's ``(batch*399, hidden) @ (hidden, vocab)``)
   and a square reference (2048 on a CPU, 4096 on a GPU; smaller where one product would take over a second,
   as bf16 does on CPUs without bf16 instructions); the best of them is the peak. A second table sets the
-  project's training FLOP/s (``bench/flops.py``: forward + backward of every matmul) against it: the model
-  FLOP utilisation (MFU).
+  project's training FLOP/s (``bench/flops.py``: Lightning's ``measure_flops`` of a training forward and
+  backward) against it: the model FLOP utilisation (MFU).
 
 ``--device cuda`` (the default when a GPU is visible) runs every variant on the GPU: the project through
 ``--trainer.accelerator=gpu``, the course code by moving its model and batches there; clocks synchronize
@@ -220,11 +220,11 @@ def time_modes(complete, args) -> dict:
 
 def matmul_shapes(config: dict) -> dict[str, tuple[int, int, int]]:
     """``(m, k, n)`` of the config's largest training products: the MLP's and the lm head's, over a batch."""
-    from bench.flops import mlp_width
-
     model = build_model(config, None).model.config
     rows = config["data"].get("batch_size", 16) * 399
-    return {"mlp": (rows, model.hidden_size, mlp_width(model)), "lm_head": (rows, model.hidden_size, model.vocab_size)}
+    # The MLP's inner width: intermediate_size, GPT-2's n_inner, or GPT-2's default of 4x the width.
+    width = getattr(model, "intermediate_size", None) or getattr(model, "n_inner", None) or 4 * model.hidden_size
+    return {"mlp": (rows, model.hidden_size, width), "lm_head": (rows, model.hidden_size, model.vocab_size)}
 
 
 def matmul_gflops(m: int, k: int, n: int, dtype, device: str, min_seconds: float, readings: int) -> float:
@@ -357,7 +357,6 @@ def utilisation(config_path: str, median: dict) -> dict:
     peaks = median["matmul_peak"]
     return {
         "flops_per_token": flops,  # forward + backward, full attention context
-        "flops_per_token_causal": training_flops_per_token(model, context="causal"),
         "forward_flops_per_token": forward_flops_per_token(model),
         "tokens_per_s": median["train_project"]["tokens_per_s"],
         "achieved_gflops": achieved,
@@ -402,7 +401,7 @@ def mfu_table(results: list[dict]) -> str:
     """Training FLOP/s of the project against the matmul peaks measured in the same run."""
     rows = [
         "Model FLOP utilisation: training FLOPs per token (forward + backward of every matmul, full attention "
-        "context; bench/flops.py) x the project's tokens/s, against the best torch.matmul GFLOP/s of the config's "
+        "context, counted by Lightning's measure_flops; bench/flops.py) x the project's tokens/s, against the best torch.matmul GFLOP/s of the config's "
         "MLP and lm-head products and a square reference, measured in the same run at the same threads.",
         "",
         "| config | MFLOPs/token (fwd+bwd) | tokens/s (project) | GFLOP/s achieved | fp32 matmul GFLOP/s peak "

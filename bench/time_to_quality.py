@@ -9,11 +9,12 @@ A recipe is ``NAME=CONFIG [train.py arguments]``. Each runs as its own ``train.p
 ``--threads`` threads, pinned to its own cores (``--cores``, default: the cores this process may use;
 recipes share cores when there are too few, and the table says so: their minutes then grow together),
 with its run folder in ``<out>/<NAME>/version_<N>`` and its output in ``<out>/<NAME>.log``. The callback
-``callbacks.validation_log.ValidationLog`` writes the seconds since fit start and the metrics at every
-validation; the table gives each recipe's training minutes, its best dev bits/pixel and the minutes it
-took to first reach each level (default: the first recipe's best, and 2, 5 and 10 % above it), and for
-every recipe after the first (the reference) the ratio of its minutes to the reference's. Times are as
-fine as the config's validation interval (``check_val_every_n_epoch``).
+``callbacks.ElapsedTime`` logs the seconds since fit start with the metrics of every validation, which the
+config's ``CSVLogger`` writes to the run's ``metrics.csv``. The table gives each recipe's training minutes,
+its best dev bits/pixel and the minutes it took to first reach each level (default: the first recipe's
+best, and 2, 5 and 10 % above it), and for every recipe after the first (the reference) the ratio of its
+minutes to the reference's. Times are as fine as the config's validation interval
+(``check_val_every_n_epoch``).
 
 ``--judge`` then scores each run's ``best.ckpt`` (the checkpoint its config's ``ModelCheckpoint`` keeps)
 on the dev split with ``evaluation.scoring.evaluate_model``: FID and PDR of the recipe's own decoding
@@ -24,6 +25,7 @@ The table is printed, and the table's figures and every validation are written t
 """
 
 import argparse
+import csv
 import json
 import math
 import os
@@ -40,8 +42,7 @@ sys.path.insert(0, str(ROOT))
 from bench.speed import cpu_name  # noqa: E402
 
 METRIC = "val/bits_per_pixel"
-LOG_NAME = "validation_log.jsonl"
-CALLBACK = "callbacks.validation_log.ValidationLog"
+CALLBACK = "callbacks.ElapsedTime"  # logs time/elapsed_s with each validation's metrics, time/fit_s at the end
 DEFAULT_MARGINS = (1.10, 1.05, 1.02, 1.0)  # default levels: the reference's best times these
 
 
@@ -124,10 +125,9 @@ def report_new_validations(recipe: Recipe, out: Path, before: set[Path]) -> None
         if not new:
             return
         recipe.run_dir = new[-1]
-    path = recipe.run_dir / LOG_NAME
-    if not path.is_file():
+    records = read_records(recipe.run_dir)
+    if records is None:
         return
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
     for record in records[len(recipe.records) :]:
         if "event" not in record:
             print(
@@ -137,6 +137,31 @@ def report_new_validations(recipe: Recipe, out: Path, before: set[Path]) -> None
                 flush=True,
             )
     recipe.records = records
+
+
+def read_records(run_dir: Path) -> list[dict] | None:
+    """``{"elapsed_s", "epoch", "step", <metrics>}`` of each validation in the run's newest ``metrics.csv``
+    (a ``CSVLogger``'s), then ``{"event": "fit_end", "elapsed_s", ...}`` once the fit has ended. A row holds
+    only what was logged with it, so a metric a validation did not log (``val/recon_acc`` between
+    completions, ``model.recon_every_n_epochs``) is absent, not repeated; so is a NaN or infinite one.
+    None: the file is being rewritten (the logger adds a column), read it next time."""
+    found = sorted(run_dir.glob("**/metrics.csv"), key=lambda path: path.stat().st_mtime)
+    if not found:
+        return []
+    try:
+        with found[-1].open(newline="") as file:
+            rows = [{key: float(value) for key, value in row.items() if value} for row in csv.DictReader(file)]
+    except (OSError, ValueError):
+        return None
+    rows = [{key: value for key, value in row.items() if math.isfinite(value)} for row in rows]
+    records = []
+    for row in rows:
+        place = {"epoch": int(row.pop("epoch", -1)), "step": int(row.pop("step", -1))}
+        if "time/elapsed_s" in row:
+            records.append({"elapsed_s": row.pop("time/elapsed_s"), **place, **row})
+        elif "time/fit_s" in row:
+            records.append({"elapsed_s": row["time/fit_s"], "event": "fit_end", **place})
+    return records
 
 
 def validations(recipe: Recipe) -> list[dict]:
@@ -236,10 +261,10 @@ def score_runs(report: dict, judge_path: str, threads: int) -> None:
     import torch
     import yaml
 
-    from checkpointing import load_pixel_lm
+    from checkpointing import load_classifier, load_pixel_lm
     from checkpointing.run_folders import run_reranker
     from datamodules import PokemonDataModule
-    from evaluation.scoring import QualityJudge, classifier_scorer, evaluate_model, load_classifier
+    from evaluation.scoring import QualityJudge, classifier_scorer, evaluate_model
 
     torch.set_num_threads(threads)
     classifier = load_classifier(judge_path)
@@ -290,6 +315,13 @@ def main(argv: list[str] | None = None) -> None:
     for recipe in failed:
         tail = (args.out / f"{recipe.name}.log").read_text()[-3000:]
         print(f"{recipe.name}: train.py failed ({recipe.returncode}); the end of {args.out / recipe.name}.log:\n{tail}", file=sys.stderr)
+    for recipe in args.recipe:
+        if not recipe.records:
+            print(
+                f"{recipe.name}: no validation in a metrics.csv under {recipe.run_dir}; the bench reads the one a "
+                "CSVLogger writes, so the config's trainer.logger needs one (configs/*.yaml have it)",
+                file=sys.stderr,
+            )
     report = analyse(args.recipe, args.levels)
     if args.judge:
         score_runs(report, args.judge, args.threads)

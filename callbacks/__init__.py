@@ -1,3 +1,4 @@
+from callbacks.elapsed_time import ElapsedTime
 from callbacks.prediction_writer import PredictionWriter
 from callbacks.quality import QualityMetrics
 from callbacks.random_state import RandomState
@@ -5,4 +6,12 @@ from callbacks.sample_images import SampleImages
 from callbacks.stop_checkpoint import StopCheckpoint
 from callbacks.train_reranker import TrainReranker
 
-__all__ = ["PredictionWriter", "QualityMetrics", "RandomState", "SampleImages", "StopCheckpoint", "TrainReranker"]
+__all__ = [
+    "ElapsedTime",
+    "PredictionWriter",
+    "QualityMetrics",
+    "RandomState",
+    "SampleImages",
+    "StopCheckpoint",
+    "TrainReranker",
+]

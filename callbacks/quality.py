@@ -5,8 +5,8 @@ from dataclasses import replace
 import lightning as L
 import torch
 
+from checkpointing import load_classifier
 from datamodules.render import to_rgb
-from evaluation.scoring import load_classifier
 from evaluation.metrics import FeatureKind, PokemonDetectionRate, build_fid
 
 
@@ -33,7 +33,9 @@ class QualityMetrics(L.Callback):
         features: Features of ``val/fid``: ``inception`` (the course's) or ``classifier`` (needs ``classifier``).
     """
 
-    def __init__(self, classifier: str | None = None, every_n_epochs: int = 1, features: FeatureKind = "inception") -> None:
+    def __init__(
+        self, classifier: str | None = None, every_n_epochs: int = 1, features: FeatureKind = "inception"
+    ) -> None:
         if every_n_epochs < 1:
             raise ValueError("QualityMetrics: every_n_epochs must be at least 1")
         self.classifier_path = classifier
@@ -78,7 +80,9 @@ class QualityMetrics(L.Callback):
         if not self._active(trainer):
             return
         images = batch.to(pl_module.device)
-        completions = pl_module.complete(images[:, : pl_module.hparams.prefix_len], replace(pl_module.decoding, best_of=1))
+        completions = pl_module.complete(
+            images[:, : pl_module.hparams.prefix_len], replace(pl_module.decoding, best_of=1)
+        )
         with torch.no_grad():
             for fid in self.fids.values():
                 if not self.reference_done:

@@ -19,8 +19,8 @@ import torch
 from torch.serialization import get_unsafe_globals_in_checkpoint, safe_globals
 
 from checkpointing.checkpoint_check import check_checkpoint
-from lightning_modules.classifier import PokemonClassifier
 from generation.decoding import Decoding
+from lightning_modules.classifier import PokemonClassifier
 from lightning_modules.pixel_lm import PixelLM
 
 # The only non-torch types a checkpoint of this project may hold. Checkpoints written through the CLI
@@ -31,6 +31,7 @@ from lightning_modules.pixel_lm import PixelLM
 PROJECT_TYPES = [Decoding, (Decoding, "lightning_modules.decoding.Decoding")]
 
 Kind = Literal["PixelLM", "PokemonClassifier"]
+MODELS: dict[Kind, type[PixelLM | PokemonClassifier]] = {"PixelLM": PixelLM, "PokemonClassifier": PokemonClassifier}
 
 
 class CheckpointError(ValueError):
@@ -120,8 +121,10 @@ def _pickled_globals(data: bytes) -> list[str]:
     return names
 
 
-def load_weights(module: torch.nn.Module, path: str | Path, kind: Kind = "PixelLM") -> None:
-    """Loads the checkpoint at ``path`` into ``module``, after checking that its tensors fit (one-line error)."""
+def load_weights(module: PixelLM | PokemonClassifier, path: str | Path) -> None:
+    """Loads the checkpoint at ``path`` into ``module``, after checking that it holds the same kind of model
+    and that its tensors fit (one-line errors)."""
+    kind = next(kind for kind, model in MODELS.items() if isinstance(module, model))
     load_weights_from(module, load_checkpoint(path, kind), path)
 
 
@@ -135,31 +138,32 @@ def init_args(checkpoint: dict[str, Any], path: str | Path) -> dict[str, Any]:
 
 def load_pixel_lm(path: str | Path) -> PixelLM:
     """The PixelLM of a checkpoint, built from its hyperparameters and weights (weights-only), in eval mode."""
-    checkpoint = load_checkpoint(path, "PixelLM")
-    args = init_args(checkpoint, path)
-    if isinstance(args.get("decoding"), dict):  # the CLI saves the dataclass as a dict
-        args["decoding"] = Decoding(**args["decoding"])
-    model = _build(PixelLM, args, path)
-    load_weights_from(model, checkpoint, path)
-    return model.eval()
+    return load_model(path, "PixelLM")
 
 
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> PokemonClassifier:
-    """The PokemonClassifier of a checkpoint (palette and bigram included), weights-only, in eval mode."""
-    checkpoint = load_checkpoint(path, "PokemonClassifier")
-    model = _build(PokemonClassifier, init_args(checkpoint, path), path)
+    """The PokemonClassifier of a checkpoint (palette and bigram included), weights-only, in eval mode, on ``device``:
+    the PDR judge, the classifier-feature FID and the best-of-N reranker."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path} does not exist (train one: python train.py --config configs/classifier.yaml)")
+    return load_model(path, "PokemonClassifier").to(device)
+
+
+def load_model(path: str | Path, kind: Kind) -> PixelLM | PokemonClassifier:
+    """The ``kind`` model of a checkpoint, built from its hyperparameters and weights (weights-only), in eval mode."""
+    checkpoint = load_checkpoint(path, kind)
+    args = init_args(checkpoint, path)
+    if isinstance(args.get("decoding"), dict):  # the CLI saves PixelLM's Decoding dataclass as a dict
+        args["decoding"] = Decoding(**args["decoding"])
+    try:
+        model = MODELS[kind](**args)
+    except TypeError as error:  # hyperparameters of another version of the class
+        raise CheckpointError(f"{path}: its hyper_parameters do not fit {kind} ({error})") from None
     load_weights_from(model, checkpoint, path)
-    return model.to(device).eval()
+    return model.eval()
 
 
 def load_weights_from(module: torch.nn.Module, checkpoint: dict[str, Any], path: str | Path) -> None:
     # check_checkpoint names the architectures; load_state_dict would list dozens of tensor names.
     check_checkpoint(checkpoint, module, getattr(module, "hparams", {}), str(path))
     module.load_state_dict(checkpoint["state_dict"])
-
-
-def _build(cls: type, args: dict[str, Any], path: str | Path):
-    try:
-        return cls(**args)
-    except TypeError as error:  # hyperparameters of another version of the class
-        raise CheckpointError(f"{path}: its hyper_parameters do not fit {cls.__name__} ({error})") from None

@@ -1,4 +1,4 @@
-"""The course's two scores, measured locally: PDR (a torchmetrics Metric) and FID (torchmetrics' own).
+"""The course's two scores, measured locally: PDR (a torchmetrics mean) and FID (torchmetrics' own).
 
 FID comes with two kinds of features, and every caller reports which one it used:
 
@@ -14,7 +14,7 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torchmetrics import Metric
+from torchmetrics import MeanMetric
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from evaluation.inception import FeaturesUnavailable, InceptionFeatures
@@ -26,8 +26,9 @@ INCEPTION_DESCRIPTION = "Inception-v3 pool (2048-d, pytorch-fid's 2015-12-05 wei
 __all__ = ["FeatureKind", "FeaturesUnavailable", "PokemonDetectionRate", "ClassifierFeatures", "build_fid"]
 
 
-class PokemonDetectionRate(Metric):
-    """Share of images whose classifier score exceeds ``threshold`` (the course's PDR).
+class PokemonDetectionRate(MeanMetric):
+    """Share of images whose classifier score exceeds ``threshold`` (the course's PDR): the mean of
+    torchmetrics' ``MeanMetric`` over one 0/1 detection per image, summed over batches and devices.
 
     ``update`` takes the scores (probabilities), not the images, so whoever already scored the
     images (best-of-N reranking, the evaluation table) does not pay for a second pass.
@@ -36,24 +37,19 @@ class PokemonDetectionRate(Metric):
         threshold: Scores above it count as "looks like a Pokémon".
     """
 
-    is_differentiable = False
     higher_is_better = True
-    full_state_update = False
 
     def __init__(self, threshold: float = 0.5, **kwargs) -> None:
         super().__init__(**kwargs)
         self.threshold = threshold
-        self.add_state("detected", torch.tensor(0), dist_reduce_fx="sum")
-        self.add_state("total", torch.tensor(0), dist_reduce_fx="sum")
 
     def update(self, scores: torch.Tensor) -> None:
-        self.detected += (scores > self.threshold).sum()
-        self.total += scores.numel()
+        super().update((scores > self.threshold).float())
 
     def compute(self) -> torch.Tensor:
-        if self.total == 0:
+        if self.weight == 0:  # MeanMetric would return NaN
             raise RuntimeError("PokemonDetectionRate: no images were scored")
-        return self.detected.float() / self.total
+        return super().compute()
 
 
 class ClassifierFeatures(nn.Module):

@@ -18,7 +18,10 @@ import torch
 
 REFERENCE_NOTES = {
     "nearest": "reference tops + bottom of the training image with the nearest top (a model should beat it)",
-    "real": "as many real training images, no completion (two independent real sets; completions keep the tops, so can go below)",
+    "real": (
+        "as many real training images, no completion (two independent real sets; completions keep the tops, "
+        "so can go below)"
+    ),
 }
 
 

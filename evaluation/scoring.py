@@ -16,27 +16,19 @@ from pathlib import Path
 
 import torch
 
-import checkpointing
+from checkpointing import load_classifier
 from datamodules.render import to_rgb
-from lightning_modules.classifier import PokemonClassifier
-from generation.decoding import Decoding
 from evaluation.metrics import FeatureKind, PokemonDetectionRate, build_fid
 from evaluation.references import REFERENCE_NOTES, reference_sets
+from generation.complete import evaluating
+from generation.decoding import Decoding
+from lightning_modules.classifier import PokemonClassifier
 
 CLASSIFIER_HINT = (
     "no --classifier: PDR and the classifier-feature FID are skipped; train a classifier with "
-    "`python train.py --config configs/classifier.yaml` and pass --classifier runs/classifier/version_0/checkpoints/best.ckpt"
+    "`python train.py --config configs/classifier.yaml` and pass "
+    "--classifier runs/classifier/version_0/checkpoints/best.ckpt"
 )
-
-
-def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> PokemonClassifier:
-    """The classifier of a checkpoint written by ``train.py --config configs/classifier.yaml``, in eval mode.
-
-    Read weights-only by :func:`checkpointing.load_classifier`, which refuses a file holding code.
-    """
-    if not Path(path).exists():
-        raise FileNotFoundError(f"--classifier: {path} does not exist (train one: python train.py --config configs/classifier.yaml)")
-    return checkpointing.load_classifier(path, device)
 
 
 @torch.no_grad()
@@ -157,19 +149,28 @@ def complete_prefixes(model, prefixes: torch.Tensor, decoding: Decoding, batch_s
     """Completes ``(N, prefix_len)`` prefixes to full images; the seed advances per batch, as predict.py's."""
     done = []
     for start in range(0, len(prefixes), batch_size):
-        done.append(model.complete(prefixes[start : start + batch_size].to(model.device), decoding.for_batch(start)).cpu())
+        done.append(
+            model.complete(prefixes[start : start + batch_size].to(model.device), decoding.for_batch(start)).cpu()
+        )
     return torch.cat(done)
+
+
+def use_judge_data(model, judge: QualityJudge) -> None:
+    """Gives ``model`` what best-of-N compares by, from the judge's data, unless it has its own: the palette
+    (``decoding.consensus``) and the training images' bigram (``decoding.contrast``)."""
+    if model.palette is None:
+        model.use_palette(judge.palette)
+    if model.bigram is None:
+        model.use_training_images(judge.train)
 
 
 @torch.no_grad()
 def bits_per_pixel(model, images: torch.Tensor, prefix_len: int, batch_size: int = 80) -> float:
     """Teacher-forced bits per pixel of everything after the first ``prefix_len`` pixels."""
-    training = model.training
-    model.eval()
-    try:
-        losses = [model.token_losses(chunk.to(model.device))[:, prefix_len - 1 :].cpu() for chunk in images.split(batch_size)]
-    finally:
-        model.train(training)
+    with evaluating(model):
+        losses = [
+            model.token_losses(chunk.to(model.device))[:, prefix_len - 1 :].cpu() for chunk in images.split(batch_size)
+        ]
     return float(torch.cat(losses).mean() / math.log(2))
 
 
@@ -180,12 +181,16 @@ def detection_rate(classifier: PokemonClassifier, images: torch.Tensor) -> float
     return float(pdr.compute())
 
 
-def evaluate_new(model, judge: QualityJudge, first_pixels: torch.Tensor, decoding: Decoding) -> tuple[dict, torch.Tensor]:
-    """Draws new images from ``(N, 1)`` first pixels with ``decoding`` (``predict.py --split new``); their scores, and them.
+def evaluate_new(
+    model, judge: QualityJudge, first_pixels: torch.Tensor, decoding: Decoding
+) -> tuple[dict, torch.Tensor]:
+    """Draws new images from ``(N, 1)`` first pixels with ``decoding`` (``predict.py --split new``); their scores,
+    and them.
 
     The FIDs compare them with the judge's reference images (the dev split), as for completions; nothing
     of those images was given, so the ``real`` reference point, not ``nearest``, is the one to compare with.
     """
+    use_judge_data(model, judge)
     start = time.perf_counter()
     images = complete_prefixes(model, first_pixels, decoding)
     decode_s = time.perf_counter() - start
@@ -196,8 +201,10 @@ def evaluate_new(model, judge: QualityJudge, first_pixels: torch.Tensor, decodin
 
 
 def evaluate_model(model, judge: QualityJudge, decoding: Decoding) -> tuple[dict, torch.Tensor]:
-    """Completes the prefixes of the judge's reference images (the dev split) with ``decoding``; their scores, and them."""
+    """Completes the prefixes of the judge's reference images (the dev split) with ``decoding``; their scores, and
+    them."""
     dev, prefix_len = judge.reference, model.hparams.prefix_len
+    use_judge_data(model, judge)
     start = time.perf_counter()
     completions = complete_prefixes(model, dev[:, :prefix_len], decoding)
     decode_s = time.perf_counter() - start  # decoding alone: Inception features take far longer on a CPU

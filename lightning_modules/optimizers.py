@@ -1,4 +1,5 @@
-"""Muon for a transformer's hidden matrices, AdamW for the rest, as one optimizer.
+"""PixelLM's optimizer (AdamW, or Muon for a transformer's hidden matrices and AdamW for the rest, as one
+optimizer) and its learning-rate schedule.
 
 Muon (``torch.optim.Muon``) orthogonalises each 2-D weight's momentum with a few Newton-Schulz steps
 before the update; it is meant for the matrices inside the blocks, not for embedding tables, the output
@@ -14,9 +15,12 @@ size), so one learning rate and weight decay serve both halves.
 
 import math
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+from transformers import get_constant_schedule_with_warmup, get_cosine_with_min_lr_schedule_with_warmup
 
 
 class Muon(torch.optim.Muon):
@@ -41,7 +45,7 @@ class Muon(torch.optim.Muon):
             buffers: list[torch.Tensor] = []
             self._init_group(group, params, grads, buffers)
             lr, momentum = float(group["lr"]), group["momentum"]
-            for param, grad, buffer in zip(params, grads, buffers):
+            for param, grad, buffer in zip(params, grads, buffers, strict=True):
                 buffer.lerp_(grad, 1 - momentum)
                 update = grad.lerp(buffer, momentum) if group["nesterov"] else buffer
                 update = orthogonalise(update, group["ns_coefficients"], group["ns_steps"], group["eps"])
@@ -112,9 +116,7 @@ class MuonAdamW(torch.optim.Optimizer):
     ) -> None:
         if not hidden:
             raise ValueError("model.optimizer: muon needs at least one hidden 2-D weight matrix, the model has none")
-        self.muon = Muon(
-            hidden, lr=lr, weight_decay=weight_decay, momentum=momentum, adjust_lr_fn="match_rms_adamw"
-        )
+        self.muon = Muon(hidden, lr=lr, weight_decay=weight_decay, momentum=momentum, adjust_lr_fn="match_rms_adamw")
         self.adamw = torch.optim.AdamW(rest, lr=lr, weight_decay=weight_decay, betas=betas) if rest else None
         # The base class's state stays empty (each inner optimizer keeps its own); its defaults are unused.
         super().__init__(self._inner_groups(), {})
@@ -145,3 +147,39 @@ class MuonAdamW(torch.optim.Optimizer):
             optimizer.load_state_dict(state_dict["muon" if optimizer is self.muon else "adamw"])
         # Loading gives each inner optimizer new group dicts: share those, or a scheduler would set stale ones.
         self.param_groups = self._inner_groups()
+
+
+def check_optimizer_settings(lr: float, weight_decay: float, warmup_steps: int) -> None:
+    """Refuses, when the model is built, values that AdamW or the schedule would reject only once training starts."""
+    if not lr > 0:  # also catches NaN
+        raise ValueError(f"model.lr: must be greater than 0, got {lr}")
+    if not weight_decay >= 0:
+        raise ValueError(f"model.weight_decay: must be 0 or more, got {weight_decay}")
+    if warmup_steps < 0:
+        raise ValueError(f"model.warmup_steps: must be 0 or more, got {warmup_steps}")
+
+
+def build_optimizer(
+    model: nn.Module, kind: Literal["adamw", "muon"], lr: float, weight_decay: float, betas: tuple[float, float]
+) -> torch.optim.Optimizer:
+    """``torch.optim.AdamW`` over all of ``model`` (a causal LM), or :class:`MuonAdamW` over its
+    :func:`muon_parameters`."""
+    if kind == "muon":
+        return MuonAdamW(*muon_parameters(model), lr=lr, weight_decay=weight_decay, betas=betas)
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=betas)
+
+
+def build_schedule(
+    optimizer: torch.optim.Optimizer,
+    kind: Literal["constant", "cosine"],
+    warmup_steps: int,
+    total_steps: int | None = None,
+    min_lr_ratio: float = 0.1,
+) -> LambdaLR:
+    """Linear warm-up over ``warmup_steps``, then ``constant``, or ``cosine`` decay to ``min_lr_ratio`` of the
+    peak at ``total_steps`` (transformers' schedules)."""
+    if kind == "cosine":
+        return get_cosine_with_min_lr_schedule_with_warmup(
+            optimizer, warmup_steps, total_steps, min_lr_rate=min_lr_ratio
+        )
+    return get_constant_schedule_with_warmup(optimizer, warmup_steps)

@@ -8,34 +8,17 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities.seed import isolate_rng
-from transformers import AutoConfig, AutoModelForCausalLM, get_constant_schedule_with_warmup
-from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
-from datamodules.render import to_rgb
-from lightning_modules import causal_chunks
-from generation.decoding import Decoding
-from lightning_modules.grid_positions import add_grid_positions
-from generation.kv_cache import FilledInPlaceCache
 from datamodules.negatives import fit_bigram
-from lightning_modules.optimizers import MuonAdamW, muon_parameters
-
-# Keys that name the context length in each architecture's config class.
-POSITION_KEYS = {"gpt2": "n_positions"}
+from generation.best_of import keep_best
+from generation.complete import complete, evaluating
+from generation.decoding import Decoding
+from lightning_modules.architecture import build_causal_lm
+from lightning_modules.optimizers import build_optimizer, build_schedule, check_optimizer_settings
 
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the message names the step."""
-
-
-def check_optimizer_settings(lr: float, weight_decay: float, warmup_steps: int) -> None:
-    """Refuses, when the model is built, values that AdamW or the schedule would reject only once training starts."""
-    if not lr > 0:  # also catches NaN
-        raise ValueError(f"model.lr: must be greater than 0, got {lr}")
-    if not weight_decay >= 0:
-        raise ValueError(f"model.weight_decay: must be 0 or more, got {weight_decay}")
-    if warmup_steps < 0:
-        raise ValueError(f"model.warmup_steps: must be 0 or more, got {warmup_steps}")
 
 
 class PixelLM(L.LightningModule):
@@ -57,12 +40,13 @@ class PixelLM(L.LightningModule):
         warmup_steps: Steps of linear warm-up from 0 to ``lr``.
         schedule: ``constant`` after warm-up (the course's sample code), or ``cosine`` decay to ``min_lr_ratio * lr``.
         min_lr_ratio: Final learning rate of the cosine schedule, as a share of ``lr``.
-        decoding: How validation samples and predictions are decoded (reconstruction accuracy is always greedy).
+        decoding: How validation samples and predictions are decoded (reconstruction accuracy is always greedy);
+            :mod:`generation`.
         input_noise: Share of training input pixels replaced by a random colour (the targets stay the
             true pixels): a regulariser that costs nothing per step, unlike attention dropout's masks.
         grid_positions: Add learned row and column embeddings to the token embeddings
             (:mod:`lightning_modules.grid_positions`): the model knows each pixel's column and row.
-        image_width: Pixels per row, for ``grid_positions``.
+        image_width: Pixels per row, for ``grid_positions`` and ``decoding.consensus``.
         compile: Compile the teacher-forced forward pass (training, validation loss) with ``torch.compile``;
             pays off on a GPU. Generation stays uncompiled: its shapes change every step.
         attention_chunks: Above 1, a CPU training step's causal attention cuts the queries into this many
@@ -106,46 +90,26 @@ class PixelLM(L.LightningModule):
             raise ValueError(f"model.recon_every_n_epochs: must be 1 or more, got {recon_every_n_epochs}")
         self.save_hyperparameters()
         self.decoding = decoding or Decoding()
-        # Scores (N, seq_len) images for best-of-N decoding (higher is better); a plain function,
-        # not a submodule, so a classifier set here never enters this model's checkpoints.
+        # What best-of-N decoding (generation.best_of) keeps the best by. Plain attributes, not buffers, so
+        # none of them enters this model's checkpoints. reranker: scores (N, seq_len) images, higher is
+        # better (a classifier, set by predict.py). bigram: (vocab, vocab) log-probabilities of the training
+        # images, for decoding.contrast; palette: (vocab, 3) uint8 colours, for decoding.consensus; both
+        # set by use_training_images / use_palette, or in setup from the trainer's data module.
         self.reranker: Callable[[torch.Tensor], torch.Tensor] | None = None
-        # (vocab, vocab) log-probabilities of a pixel given the one before it in the training images, for
-        # decoding.contrast; set by use_training_images, or on first use from the trainer's data module.
         self.bigram: torch.Tensor | None = None
-        # (vocab, 3) uint8 colours of the palette indices, for decoding.consensus; set by use_palette, or on
-        # first use from the trainer's data module.
         self.palette: torch.Tensor | None = None
-        config = self.build_config(model_type, model_config, vocab_size, seq_len)
-        attention = {}
-        if attention_chunks > 1:
-            setattr(config, causal_chunks.CHUNKS_KEY, attention_chunks)
-            attention = {"attn_implementation": causal_chunks.NAME}
-        self.model = AutoModelForCausalLM.from_config(config, **attention)
-        if grid_positions:
-            if image_width < 1 or seq_len % image_width:
-                raise ValueError(f"model.image_width: {image_width} does not divide the {seq_len} pixels of an image")
-            add_grid_positions(self.model, seq_len // image_width, image_width)
+        self.model = build_causal_lm(
+            model_type, model_config, vocab_size, seq_len, attention_chunks, grid_positions, image_width
+        )
         self._compiled_forward = None
 
-    @staticmethod
-    def build_config(model_type: str, overrides: dict[str, Any] | None, vocab_size: int, seq_len: int):
-        """The architecture's config: its defaults, the YAML's keys, and the data's vocabulary and length."""
-        try:
-            config = AutoConfig.for_model(model_type)
-        except ValueError:
-            raise ValueError(f"model.model_type: unknown architecture {model_type!r}") from None
-        for key in overrides or {}:
-            if not hasattr(config, key):
-                raise ValueError(f"model.model_config: {model_type} has no config key {key!r}")
-        fixed = {
-            "vocab_size": vocab_size,
-            POSITION_KEYS.get(model_type, "max_position_embeddings"): seq_len,
-            # Every id is a colour: no token may end, start or pad a sequence.
-            "bos_token_id": None,
-            "eos_token_id": None,
-            "pad_token_id": None,
-        }
-        return AutoConfig.for_model(model_type, **{**(overrides or {}), **fixed})
+    def setup(self, stage: str) -> None:
+        # The data module's palette and training images, unless the caller gave them (use_palette, use_training_images).
+        data = self.trainer.datamodule
+        if self.palette is None and getattr(data, "palette", None) is not None:
+            self.use_palette(data.palette)
+        if self.bigram is None and getattr(data, "splits", {}).get("train") is not None:
+            self.use_training_images(data.splits["train"])
 
     def configure_model(self) -> None:
         # A compiled function, not a compiled module: checkpoint keys stay those of self.model.
@@ -198,68 +162,18 @@ class PixelLM(L.LightningModule):
 
     @torch.inference_mode()
     def complete(self, prefixes: torch.Tensor, decoding: Decoding | None = None) -> torch.Tensor:
-        """Completes ``(B, prefix)`` token prefixes to full ``(B, seq_len)`` images.
-
-        All prefixes share one length, so the batch needs no padding and no attention mask, and the
-        key/value cache is allocated once for the whole image (``FilledInPlaceCache``).
-        Sampling is seeded by ``decoding.seed`` without touching the global random state.
-        """
+        """Completes ``(B, prefix)`` token prefixes to full ``(B, seq_len)`` images with ``decoding`` (default:
+        the module's), keeping the best of ``decoding.best_of`` (:mod:`generation.best_of`)."""
         decoding = decoding or self.decoding
-        training = self.model.training
-        self.model.eval()
-        try:
-            with isolate_rng():
-                torch.manual_seed(decoding.seed)
-                candidates = self.model.generate(
-                    prefixes.repeat_interleave(decoding.best_of, dim=0),
-                    max_new_tokens=self.hparams.seq_len - prefixes.shape[1],
-                    min_new_tokens=self.hparams.seq_len - prefixes.shape[1],
-                    cache=self._new_cache(),
-                    **decoding.generate_kwargs(),
-                )
+        with evaluating(self.model):
+            candidates = complete(self.model, prefixes, self.hparams.seq_len, decoding)
             if decoding.best_of == 1:
                 return candidates
-            return self._keep_best(candidates.view(len(prefixes), decoding.best_of, -1), prefixes.shape[1], decoding)
-        finally:
-            self.model.train(training)
-
-    def _new_cache(self) -> FilledInPlaceCache | None:
-        """A cache filled in place, or None (``generate``'s default) for a sliding window shorter than an image."""
-        window = getattr(self.model.config, "sliding_window", None)
-        if window is not None and window < self.hparams.seq_len:
-            return None
-        return FilledInPlaceCache(self.hparams.seq_len)
-
-    def _keep_best(self, candidates: torch.Tensor, given: int, decoding: Decoding) -> torch.Tensor:
-        """The best of ``(B, N, seq_len)`` candidates per prefix, by the reranker or the contrast score, or
-        with ``decoding.consensus``, the most typical of the best-scored few."""
-        flat = candidates.flatten(0, 1)
-        if self.reranker is not None:
-            scores = self.reranker(flat).to(flat.device)
-        else:  # mean log-probability of the pixels after the prefix, less a share of the bigram's
-            scores = -self.token_losses(flat)[:, given - 1 :].mean(dim=1)
-            if decoding.contrast:
-                bigram = self.training_bigram().to(flat.device)
-                scores = scores - decoding.contrast * bigram[flat[:, given - 1 : -1], flat[:, given:]].mean(dim=1)
-        scores = scores.view(candidates.shape[:2])
-        if decoding.consensus > 1:
-            best = scores.topk(min(decoding.consensus, scores.shape[1]), dim=1).indices  # (B, k)
-            distances = self.mean_distances(candidates).gather(1, best)
-            kept = best.gather(1, distances.argmin(dim=1, keepdim=True)).squeeze(1)
-        else:
-            kept = scores.argmax(dim=1)
-        return candidates[torch.arange(len(candidates)), kept]
-
-    def mean_distances(self, candidates: torch.Tensor) -> torch.Tensor:
-        """``(B, N)``: each of ``(B, N, seq_len)`` candidates' mean distance to the N of its prefix, between
-        their RGB colours after a 3 x 3 box blur (decoding.consensus). The given pixels are the same in all
-        N, so only the generated ones and the blur across the boundary count."""
-        width, (count, n, length) = self.hparams.image_width, candidates.shape
-        if length % width:
-            raise ValueError(f"decoding.consensus: model.image_width {width} does not divide the {length} pixels of an image")
-        images = to_rgb(candidates.flatten(0, 1), self.colour_palette(), length // width, width).float()
-        blurred = F.avg_pool2d(images, 3, stride=1, padding=1, count_include_pad=False).reshape(count, n, -1)
-        return torch.cdist(blurred, blurred).mean(dim=2)
+            candidates = candidates.view(len(prefixes), decoding.best_of, -1)
+            given, width = prefixes.shape[1], self.hparams.image_width
+            return keep_best(
+                candidates, given, decoding, self.token_losses, self.reranker, self.bigram, self.palette, width
+            )
 
     def use_palette(self, palette: torch.Tensor) -> None:
         """The ``(vocab, 3)`` colours that ``decoding.consensus`` compares candidates by."""
@@ -267,32 +181,9 @@ class PixelLM(L.LightningModule):
             raise ValueError(f"palette: expected ({self.hparams.vocab_size}, 3) colours, got {tuple(palette.shape)}")
         self.palette = palette
 
-    def colour_palette(self) -> torch.Tensor:
-        """The palette set by :meth:`use_palette`, or the trainer's data module's (``predict.py``) on first use."""
-        if self.palette is None:
-            datamodule = self._trainer.datamodule if self._trainer is not None else None
-            palette = getattr(datamodule, "palette", None)
-            if palette is None:
-                raise ValueError("decoding.consensus: best-of-N compares colours and needs the palette; call use_palette first")
-            self.use_palette(palette)
-        return self.palette
-
     def use_training_images(self, images: torch.Tensor) -> None:
         """Fits the bigram that ``decoding.contrast`` scores against on ``(N, seq_len)`` training images."""
         self.bigram = fit_bigram(images, self.hparams.vocab_size).log()
-
-    def training_bigram(self) -> torch.Tensor:
-        """The training images' bigram log-probabilities: set by :meth:`use_training_images`, or fitted on
-        the trainer's data module's training split (``predict.py``) on first use."""
-        if self.bigram is None:
-            datamodule = self._trainer.datamodule if self._trainer is not None else None
-            train = getattr(datamodule, "splits", {}).get("train")
-            if train is None:
-                raise ValueError(
-                    "decoding.contrast: best-of-N needs the training images' bigram; call use_training_images first"
-                )
-            self.use_training_images(train)
-        return self.bigram
 
     def predict_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         indices, prefixes = batch
@@ -301,15 +192,7 @@ class PixelLM(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        if hp.get("optimizer", "adamw") == "muon":
-            optimizer = MuonAdamW(*muon_parameters(self.model), lr=hp.lr, weight_decay=hp.weight_decay, betas=hp.betas)
-        else:
-            optimizer = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, betas=hp.betas)
-        if hp.schedule == "cosine":
-            total = self.trainer.estimated_stepping_batches
-            scheduler = get_cosine_with_min_lr_schedule_with_warmup(
-                optimizer, hp.warmup_steps, total, min_lr_rate=hp.min_lr_ratio
-            )
-        else:
-            scheduler = get_constant_schedule_with_warmup(optimizer, hp.warmup_steps)
+        optimizer = build_optimizer(self.model, hp.get("optimizer", "adamw"), hp.lr, hp.weight_decay, hp.betas)
+        total = self.trainer.estimated_stepping_batches if hp.schedule == "cosine" else None
+        scheduler = build_schedule(optimizer, hp.schedule, hp.warmup_steps, total, hp.min_lr_ratio)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

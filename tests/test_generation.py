@@ -5,6 +5,7 @@ import torch
 
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
+from generation.complete import new_cache
 from generation.decoding import Decoding
 from lightning_modules import PixelLM
 from generation.decoding import TopKTopPLogitsWarper
@@ -87,10 +88,10 @@ def test_a_tie_at_the_kth_score_keeps_every_tied_colour_as_transformers_does():
 
 def test_a_sliding_window_shorter_than_an_image_keeps_the_default_cache():
     windowed = tiny_model("mistral", sliding_window=8)
-    assert windowed._new_cache() is None  # generate's own sliding-window cache, not a full-length one
+    assert new_cache(windowed.model, 40) is None  # generate's own sliding-window cache, not a full-length one
     prefixes = torch.randint(0, 167, (4, 24))
     assert torch.equal(windowed.complete(prefixes, Decoding()), course_generate(windowed, prefixes, do_sample=False))
-    assert isinstance(tiny_model("mistral")._new_cache(), FilledInPlaceCache)
+    assert isinstance(new_cache(tiny_model("mistral").model, 40), FilledInPlaceCache)
 
 
 def test_cache_refuses_more_positions_than_it_holds():
