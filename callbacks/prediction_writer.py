@@ -1,5 +1,6 @@
 """Writes the completed images as a submission file and a PNG grid beside it."""
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -8,30 +9,47 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 
 from datamodules.pixel_files import format_images
-from files.atomic_write import atomic_write_files, check_writable
 from datamodules.render import grid, png_bytes
 from datamodules.submission import validate
+from files.atomic_write import atomic_write_files, check_writable
+from generation.decoding import Decoding
 
 
 class PredictionWriter(BasePredictionWriter):
     """Collects ``predict_step``'s ``{"indices", "images"}`` from every device and writes them in input order.
 
-    The output path is checked when the writer is made (a folder in the way, a read-only folder), so
-    that a bad ``--output`` fails before the work, not after it. The text file (one image per line)
-    is checked against the format and the given prefixes before anything is written, and both files
-    are replaced together and atomically: a run that fails or is stopped leaves earlier files as
-    they were, and never a new submission beside an old picture.
+    The output path is checked when the writer is made (a folder in the way, a read-only folder, a
+    device or FIFO), and again against the run's inputs (the datamodule's files under both their names,
+    the checkpoint) once prediction starts, so that a bad ``--output`` fails before the work, not after
+    it. The text file (one image per line) is checked against the format and the given prefixes
+    before anything is written, and both files are replaced together and atomically: a run that fails
+    or is stopped leaves earlier files as they were, and never a new submission beside an old picture.
 
     Args:
         output: The text file to write; the PNG grid goes beside it with the suffix ``.png``.
+        inputs: Further files the run reads (a config), which the outputs must not replace.
     """
 
-    def __init__(self, output: str | Path) -> None:
+    def __init__(self, output: str | Path, inputs: Iterable[str | Path] = ()) -> None:
         super().__init__(write_interval="epoch")
         self.output = Path(output)
         self.picture = self.output.with_suffix(".png")
-        check_writable(self.output)
-        check_writable(self.picture)
+        self.inputs = [Path(path) for path in inputs]
+        check_writable(self.output, self.inputs)
+        check_writable(self.picture, self.inputs)
+
+    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Checks the outputs against what the run reads, and the batch best-of-N implies, before the first batch."""
+        data = trainer.datamodule
+        inputs = getattr(data, "input_files", list)()
+        if trainer.ckpt_path:  # known once Lightning has restored it, which is after setup
+            inputs.append(Path(trainer.ckpt_path))
+        self.inputs = [*self.inputs, *inputs]
+        for path in (self.output, self.picture):
+            check_writable(path, self.inputs)
+        decoding = getattr(pl_module, "decoding", None)
+        if isinstance(decoding, Decoding) and data is not None:
+            decoding.check_batch(min(data.eval_batch_size, len(data.predict_prefixes())))
 
     def write_on_epoch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, predictions: list[Any], batch_indices: list[Any]
@@ -46,7 +64,9 @@ class PredictionWriter(BasePredictionWriter):
         picture = grid(
             images, data.palette, data.image_height, data.image_width, boundary_row=given_rows or None
         )
-        atomic_write_files({self.output: format_images(images).encode(), self.picture: png_bytes(picture)})
+        atomic_write_files(
+            {self.output: format_images(images).encode(), self.picture: png_bytes(picture)}, self.inputs
+        )
         drawn = "new Pokémon" if data.predict_split == "new" else "completed images"
         print(f"Wrote {len(images)} {drawn} to {self.output} and a picture of them to {self.picture}")
 

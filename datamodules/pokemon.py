@@ -12,11 +12,22 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.augmentation import shifted
 from datamodules.epoch_order import EpochOrder, Key
-from datamodules.pixel_files import SHIPPED_DATA, PixelFormatError, parse_palette, parse_rows, read_images, read_palette
+from datamodules.pixel_files import (
+    MAX_IMAGES,
+    MAX_NUMBERS,
+    SHIPPED_DATA,
+    PixelFormatError,
+    names,
+    parse_palette,
+    parse_rows,
+    read_images,
+    read_palette,
+)
 
 # SHIPPED_DATA is row for row what HUB_IMAGES serves (test holds only the 240 given pixels).
 HUB_IMAGES = "lca0503/ml2025-hw4-pokemon"
 HUB_PALETTE = "lca0503/ml2025-hw4-colormap"
+DATA_FILES = ("train.txt", "dev.txt", "test.txt", "colormap.txt")  # what a data_dir holds
 
 # EpochOrder makes mid-epoch resumption exact, but Lightning only knows stateful DataLoaders and would warn.
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
@@ -121,6 +132,28 @@ class PokemonDataModule(L.LightningDataModule):
             hub_palette = HUB_PALETTE if hub_dataset == HUB_IMAGES else None
             if hub_palette is None:
                 raise ValueError("data: hub_dataset is set, so hub_palette must name its palette dataset too")
+        # Checked here, when set, each naming its key: later they fail deep inside a DataLoader or a
+        # reshape, and a zero width would be reported as a bad shift.
+        for key, value, least in (
+            ("image_height", image_height, 1),
+            ("image_width", image_width, 1),
+            ("batch_size", batch_size, 1),
+            ("eval_batch_size", eval_batch_size, 1),
+            ("num_workers", num_workers, 0),
+        ):
+            if value < least:
+                raise ValueError(f"data.{key}: must be {least} or more, got {value}")
+        if image_height * image_width > MAX_NUMBERS:  # the files' lines, and the model's positions, are this long
+            raise ValueError(
+                f"data.image_height x data.image_width: at most {MAX_NUMBERS} pixels, got {image_height * image_width}"
+            )
+        if not 1 <= prefix_len < image_height * image_width:
+            raise ValueError(
+                f"data.prefix_len: must be 1 to {image_height * image_width - 1} (the pixels of an image, "
+                f"data.image_height x data.image_width, less one), got {prefix_len}"
+            )
+        if num_colours is not None and num_colours < 1:
+            raise ValueError(f"data.num_colours: must be 1 or more (or null: any palette size), got {num_colours}")
         self.data_dir = Path(data_dir) if data_dir is not None else SHIPPED_DATA
         self.hub_dataset = hub_dataset
         self.hub_palette = hub_palette
@@ -136,8 +169,8 @@ class PokemonDataModule(L.LightningDataModule):
         self.shift = shift
         self.num_workers = num_workers
         self.predict_split = predict_split
-        if num_new < 1:
-            raise ValueError(f"data.num_new: must be 1 or more, got {num_new}")
+        if not 1 <= num_new <= MAX_IMAGES:
+            raise ValueError(f"data.num_new: must be 1 to {MAX_IMAGES}, got {num_new}")
         self.num_new = num_new
         self.new_seed = new_seed
         self.splits: dict[str, torch.Tensor] = {}
@@ -154,6 +187,17 @@ class PokemonDataModule(L.LightningDataModule):
             rows = self._hub_split(self.hub_palette, "train")
             return parse_palette((row["color"] for row in rows), f"{self.hub_palette}[train]", self.num_colours)
         return read_palette(self.data_dir / "colormap.txt", self.num_colours)
+
+    def input_files(self) -> list[Path]:
+        """The files this module reads, each under both names it may have (``dev.txt`` and ``dev.txt.gz``).
+
+        A run must not write onto them (``predict.py --output``): a completion written as
+        ``data/pokemon/dev.txt`` would replace the data, or stand beside the shipped ``dev.txt.gz``.
+        Empty for a hub dataset, which is read from the datasets cache.
+        """
+        if self.hub_dataset is not None:
+            return []
+        return [path for name in DATA_FILES for path in names(self.data_dir / name)]
 
     @property
     def vocab_size(self) -> int:

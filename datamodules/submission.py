@@ -7,6 +7,10 @@ lines of 400 ints in [0, 166], whose first 240 equal ``test.txt``.
 Check a file before uploading it::
 
     python -m datamodules.submission check submission.txt [--prefixes data/pokemon/test.txt]
+
+It prints ``OK: ...`` (status 0), or ``NOT OK: <file>:<line>: <problem>`` (status 1) for a submission
+that must not be uploaded, whatever its file holds; a problem with what it checks against (the
+prefixes file, ``--seq_len``, ``--num_colours``) is ``error: ...``, status 2, as for other bad options.
 """
 
 import argparse
@@ -16,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from datamodules.pixel_files import SHIPPED_DATA, PixelFormatError, parse_rows, read_images
+from datamodules.pixel_files import MAX_NUMBERS, SHIPPED_DATA, PixelFormatError, parse_rows, read_images
 
 DEFAULT_PREFIXES = SHIPPED_DATA / "test.txt"  # the course's test prefixes, shipped gzipped
 
@@ -61,9 +65,29 @@ def check(
     num_colours: int = 167,
 ) -> torch.Tensor:
     """Checks a submission file against the format and the test prefixes (see :func:`validate`)."""
-    prefixes = read_images(prefixes_path, None, num_colours)
+    prefixes = read_prefixes(prefixes_path, seq_len, num_colours)
     images = read_images(path, seq_len, num_colours)
     return validate(images.tolist(), prefixes, str(path), seq_len, num_colours)
+
+
+class CheckError(ValueError):
+    """What the submission is checked against is unusable: the prefixes file or a ``check`` option."""
+
+
+def read_prefixes(path: str | Path, seq_len: int, num_colours: int) -> torch.Tensor:
+    """The given prefixes, each shorter than a full image; a :class:`CheckError` naming what is wrong."""
+    # A palette of more than 2**24 colours would repeat one: there are no more RGB colours.
+    for option, value, most in (("--seq_len", seq_len, MAX_NUMBERS), ("--num_colours", num_colours, 2**24)):
+        if not 1 <= value <= most:
+            raise CheckError(f"{option}: must be 1 to {most}, got {value}")
+    try:
+        prefixes = read_images(path, None, num_colours)
+    except PixelFormatError as error:
+        raise CheckError(f"--prefixes: {error}") from None
+    if prefixes.shape[1] > seq_len:
+        given = prefixes.shape[1]
+        raise CheckError(f"--prefixes: {path}: its prefixes hold {given} ints, more than --seq_len {seq_len}")
+    return prefixes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         images = check(args.file, args.prefixes, args.seq_len, args.num_colours)
+    except CheckError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except PixelFormatError as error:
         print(f"NOT OK: {error}", file=sys.stderr)
         return 1

@@ -4,15 +4,22 @@ Every file the project writes (submissions, PNGs, checkpoints, configs, bench JS
 :func:`atomic_write_files`: a temporary file beside the target, flushed to the disk, then renamed over
 it, with signals held during the renames so Ctrl-C cannot leave half of a set replaced. A write that
 fails says why in one line (:class:`WriteError`) and keeps what was there.
+
+Outputs are only ever regular files: a target that exists as anything else (a device such as
+``/dev/null``, a FIFO, a socket, a folder) is refused, since a rename would replace the node itself.
+A target that is a symbolic link to a regular file has the link replaced, never the file it points to.
+A writer may also name the files its run reads (``inputs``): a target that is, or resolves to, one
+of them is refused, so a run never overwrites its own data.
 """
 
 import errno
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,34 +32,99 @@ class WriteError(OSError):
         self.errno = code
 
 
-def check_writable(path: str | Path) -> None:
-    """Raises, before any work is done, the error that writing ``path`` would raise at the end."""
+def check_writable(path: str | Path, inputs: Iterable[str | Path] = ()) -> None:
+    """Raises, before any work is done, the error that writing ``path`` would raise at the end.
+
+    Args:
+        path: The file to be written.
+        inputs: Files the run reads; ``path`` must not be (or resolve to) any of them.
+    """
     path = Path(path)
-    if path.is_dir():
-        raise WriteError(f"{path} is a folder; give a file name, e.g. {path / 'submission.txt'}", errno.EISDIR)
+    check_target(path, inputs)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path}: the folder {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK):  # also false for root on a read-only file system (EROFS)
         raise WriteError(f"cannot write {path}: {path.parent} is {_unwritable_reason(path.parent)}", errno.EACCES)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def check_target(path: str | Path, inputs: Iterable[str | Path] = ()) -> None:
+    """Refuses a ``path`` that is not a regular file or nothing yet, or that is one of ``inputs``.
+
+    ``os.replace`` would replace whatever the name holds: as root, ``--output /dev/null`` would turn
+    the machine's ``/dev/null`` into a text file. Links are followed to see what they point to
+    (``/dev/stdout`` is a link to a terminal or pipe); an input is matched by its file (``os.stat``:
+    hard links, ``..`` and symbolic links alike) or, when it does not exist yet, by its resolved name.
+    """
+    path = Path(path)
+    try:
+        status = os.stat(path)
+    except OSError:  # nothing there yet (or a broken link, replaced as a link); the write says the rest
+        status = None
+    if status is not None and stat.S_ISDIR(status.st_mode):
+        raise WriteError(f"{path} is a folder; give a file name, e.g. {path / 'submission.txt'}", errno.EISDIR)
+    if status is not None and not stat.S_ISREG(status.st_mode):
+        what = f"is a link to {os.readlink(path)}, which is" if path.is_symlink() else "is"
+        raise WriteError(
+            f"{path} {what} {_kind(status.st_mode)}, not a regular file; outputs are only written as regular "
+            "files: give another file name",
+            errno.EINVAL,
+        )
+    for source in inputs:
+        if _same_file(path, status, Path(source)):
+            same = "" if Path(source) == path else f" (the same file as {source})"
+            raise WriteError(
+                f"{path} is an input of this run{same}, or a name it is read under: writing it would replace "
+                "what the run reads; give another file name",
+                errno.EINVAL,
+            )
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular file or a folder is, in words."""
+    for test, kind in (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _same_file(path: Path, status: os.stat_result | None, source: Path) -> bool:
+    """Whether writing ``path`` (whose ``os.stat`` is ``status``, None when absent) would replace ``source``."""
+    try:
+        other = os.stat(source)
+    except OSError:
+        other = None
+    if status is not None and other is not None:
+        return (status.st_dev, status.st_ino) == (other.st_dev, other.st_ino)
+    return os.path.realpath(path) == os.path.realpath(source)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, inputs: Iterable[str | Path] = ()) -> None:
     """Writes ``data`` to ``path`` so that readers see the old file or the new one, never a part.
 
     The bytes go to a temporary file in the same folder (the same file system, so the final rename
     cannot turn into a copy), are flushed to the disk, and then replace the target. A write that
     fails (a full disk, Ctrl-C) removes its temporary file, keeps the old file and raises a
-    :class:`WriteError` saying why in one line.
+    :class:`WriteError` saying why in one line. A target that is not a regular file, or is one
+    of ``inputs``, is refused (see :func:`check_target`).
     """
-    atomic_write_files({path: data})
+    atomic_write_files({path: data}, inputs)
 
 
-def atomic_write_files(files: dict[str | Path, bytes]) -> None:
+def atomic_write_files(files: dict[str | Path, bytes], inputs: Iterable[str | Path] = ()) -> None:
     """Writes several files as :func:`atomic_write_bytes` does, and replaces them all or none.
 
-    Every temporary file is written first; the renames then run with Ctrl-C and SIGTERM held back,
-    so a stop leaves all the old files (a submission and its picture) or all the new ones.
+    Every target is checked first (:func:`check_target`), then every temporary file is written; the
+    renames then run with Ctrl-C and SIGTERM held back, so a stop leaves all the old files (a
+    submission and its picture) or all the new ones.
     """
+    inputs = list(inputs)
+    for path in files:
+        check_target(path, inputs)
     temporaries: dict[Path, str] = {}
     try:
         for path, data in files.items():

@@ -1,5 +1,6 @@
 """How completions are decoded."""
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -10,6 +11,19 @@ from transformers import (
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
+
+# Candidates per prefix: best_of samples them all in one batch, so this many of each of the 80 prefixes
+# is already far more than the configs' 16 (or the docs' 32) would ever need.
+MAX_BEST_OF = 1024
+# Sequences generated at once (a batch's prefixes x best_of). Each holds its key/value cache and its
+# prefix's activations: llama.yaml's peak grew by 873 MB for 256 sequences on a CPU (3.4 MB each), so
+# the configs' 80 x 16 = 1280 take about 4.4 GB and this bound about 28 GB, not the 100s of GB a
+# best_of of thousands would ask for before failing.
+MAX_SEQUENCES = 8192
+
+
+class DecodingError(ValueError):
+    """A decoding setting out of its range; the message names it (``decoding.top_p``) and the value."""
 
 
 @dataclass
@@ -45,6 +59,36 @@ class Decoding:
     best_of: int = 1
     contrast: float = 0.0
     consensus: int = 0
+
+    def __post_init__(self) -> None:
+        """Checks each setting when it is set: ``generate`` would refuse a bad one only after the model has
+        loaded (or at a training's first sample images), in a traceback, and some it never refuses
+        (a ``top_p`` of 2 is no filter at all, a negative ``consensus`` silently none)."""
+        if self.do_sample and not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise DecodingError(
+                f"decoding.temperature: must be above 0 when sampling (do_sample), got {self.temperature}"
+            )
+        if self.top_k < 0:
+            raise DecodingError(f"decoding.top_k: must be 0 (no filter) or more, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise DecodingError(f"decoding.top_p: must be above 0 and at most 1 (1: no filter), got {self.top_p}")
+        if not 1 <= self.best_of <= MAX_BEST_OF:
+            raise DecodingError(f"decoding.best_of: must be 1 to {MAX_BEST_OF}, got {self.best_of}")
+        if not math.isfinite(self.contrast):
+            raise DecodingError(f"decoding.contrast: must be a finite number, got {self.contrast}")
+        if self.consensus < 0:
+            raise DecodingError(f"decoding.consensus: must be 0 or more (0 or 1: off), got {self.consensus}")
+
+    def check_batch(self, prefixes: int) -> None:
+        """Refuses, before any is drawn, a batch of ``prefixes`` whose ``best_of`` candidates are too many to
+        generate at once (:data:`MAX_SEQUENCES`): they would fill the memory, then crash."""
+        sequences = prefixes * self.best_of
+        if sequences > MAX_SEQUENCES:
+            raise DecodingError(
+                f"decoding.best_of: {self.best_of} candidates for each of a batch's {prefixes} prefixes "
+                f"(data.eval_batch_size) are {sequences} sequences at once, more than {MAX_SEQUENCES}: "
+                "lower data.eval_batch_size or decoding.best_of"
+            )
 
     def for_batch(self, first_index: int) -> "Decoding":
         """These settings for a batch starting at image ``first_index``: its seed advances by that index,
