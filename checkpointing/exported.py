@@ -125,13 +125,13 @@ def export_pixel_lm(
     building = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         logging.disable_progress_bar()  # "Writing model shards" for a file of a few MB
+        hp = model.hparams
         weights, grid_positions_in = hugging_face_weights(model)
         parameters = sum(tensor.numel() for tensor in {tensor.data_ptr(): tensor for tensor in weights.values()}.values())
         model.model.save_pretrained(building, state_dict=weights)  # safetensors, never pickle; empties weights
-        refused = bool(model.hparams.get("grid_positions")) and grid_positions_in is None
+        refused = bool(hp.get("grid_positions")) and grid_positions_in is None
         _write_hugging_face_config(building / CONFIG_FILE, refused)
-        generation_config(model.decoding, model.hparams.seq_len - model.hparams.prefix_len).save_pretrained(building)
-        hp = model.hparams
+        generation_config(model.decoding, hp["seq_len"] - hp["prefix_len"]).save_pretrained(building)
         settings = {
             "format": FORMAT,
             "version": VERSION,
@@ -217,8 +217,9 @@ def training_record(checkpoint: dict[str, Any], path: str | Path, config: list[s
         if isinstance(hp.get(key), (str, int, float)):
             record[key] = hp[key]
     callbacks = checkpoint.get("callbacks") or {}
-    if any("WeightAveraging" in str(name) for name in callbacks):
-        record["weight_averaging"] = next(str(name) for name in callbacks if "WeightAveraging" in str(name))
+    averaging = next((str(name) for name in callbacks if "WeightAveraging" in str(name)), None)
+    if averaging:  # the weights are the average that callback kept, not the last step's
+        record["weight_averaging"] = averaging
     for name, state in callbacks.items():
         if str(name).startswith("ModelCheckpoint") and isinstance(state, dict) and state.get("monitor"):
             score = state.get("best_model_score")
