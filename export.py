@@ -27,13 +27,17 @@ class ExportCLI(PixelCLI):
     def add_arguments_to_parser(self, parser) -> None:
         super().add_arguments_to_parser(parser)
         parser.add_argument("--out", type=str, required=True, help="Folder to write (built beside it, then renamed).")
-        parser.add_argument("--overwrite", type=bool, default=False, help="Replace --out if it exists and is not empty.")
+        parser.add_argument(
+            "--overwrite", type=bool, default=False, help="Replace --out if it exists and is not empty."
+        )
 
 
 def main(args: list[str] | None = None) -> None:
     cli = ExportCLI(args)
     if not isinstance(cli.model, PixelLM):
-        raise CheckpointError(f"{cli.config.ckpt_path}: only a PixelLM can be exported, not a {type(cli.model).__name__}")
+        raise CheckpointError(
+            f"{cli.config.ckpt_path}: only a PixelLM can be exported, not a {type(cli.model).__name__}"
+        )
     if cli.checkpoint_file:  # an exported folder's weights are loaded already
         checkpoint = load_checkpoint(cli.checkpoint_file, "PixelLM")
         load_weights_from(cli.model, checkpoint, cli.checkpoint_file)

@@ -127,7 +127,9 @@ def export_pixel_lm(
         logging.disable_progress_bar()  # "Writing model shards" for a file of a few MB
         hp = model.hparams
         weights, grid_positions_in = hugging_face_weights(model)
-        parameters = sum(tensor.numel() for tensor in {tensor.data_ptr(): tensor for tensor in weights.values()}.values())
+        parameters = sum(
+            tensor.numel() for tensor in {tensor.data_ptr(): tensor for tensor in weights.values()}.values()
+        )
         model.model.save_pretrained(building, state_dict=weights)  # safetensors, never pickle; empties weights
         refused = bool(hp.get("grid_positions")) and grid_positions_in is None
         _write_hugging_face_config(building / CONFIG_FILE, refused)
@@ -318,7 +320,9 @@ def _training_lines(training: dict[str, Any]) -> list[str]:
             f"- Weights of `{training.get('checkpoint', 'the checkpoint')}`, saved in epoch {training['epoch'] + 1} "
             f"after {training.get('global_step', '?')} optimizer steps"
         )
-    settings = ", ".join(f"{key} {training[key]}" for key in ("lr", "weight_decay", "schedule", "warmup_steps") if key in training)
+    settings = ", ".join(
+        f"{key} {training[key]}" for key in ("lr", "weight_decay", "schedule", "warmup_steps") if key in training
+    )
     if "optimizer" in training:
         lines.append(f"- Optimizer: {training['optimizer']}" + (f" ({settings})" if settings else ""))
     if training.get("input_noise"):
@@ -344,7 +348,7 @@ def _usage_lines(seq_len: int, prefix_len: int, width: int, seed: int) -> list[s
         'folder = "path/to/this/folder"  # or its Hub id (then read pixel_lm.json with hf_hub_download)',
         "model = AutoModelForCausalLM.from_pretrained(folder)",
         f'palette = torch.tensor(json.load(open(f"{{folder}}/{SETTINGS_FILE}"))["palette"])  # (colours, 3) RGB',
-        f"prefixes = ...  # (N, {prefix_len}) long tensor: the top {prefix_len // width} rows of N images, in palette indices",
+        f"prefixes = ...  # (N, {prefix_len}) palette indices: the top {prefix_len // width} rows of N images",
         f"torch.manual_seed({seed})",
         f"images = model.generate(prefixes)  # (N, {seq_len}), decoded as generation_config.json says",
         f"rgb = palette[images].view(-1, {seq_len // width}, {width}, 3)",
@@ -357,8 +361,8 @@ def _refusal_lines(model_type: str) -> list[str]:
         "## Loading",
         "",
         f"`config.json` names the model type `{REFUSED_MODEL_TYPE.format(model_type)}`, which `transformers` does not "
-        "know, on purpose: `AutoModelForCausalLM.from_pretrained` refuses this folder (\"does not recognize this "
-        "architecture\"; upgrading transformers does not help). The row and column embeddings "
+        'know, on purpose: `AutoModelForCausalLM.from_pretrained` refuses this folder ("does not recognize this '
+        'architecture"; upgrading transformers does not help). The row and column embeddings '
         f"(`*.grid_positions.*` in `{WEIGHTS_FILE}`) have no place in `transformers`' `{model_type}`, whose positions "
         "are rotary, and the model loaded without them would draw worse without a word. Nothing in this folder is "
         "code: load it with the project that trained it (its `PixelLM` adds the embeddings in Python):",
@@ -397,7 +401,9 @@ def read_export(folder: str | Path) -> ExportedModel:
     folder = Path(folder)
     path = folder / SETTINGS_FILE
     if not path.is_file():
-        raise CheckpointError(f"{folder}: is a folder without {SETTINGS_FILE}, not an exported model (export.py writes one)")
+        raise CheckpointError(
+            f"{folder}: is a folder without {SETTINGS_FILE}, not an exported model (export.py writes one)"
+        )
     try:
         data = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -464,9 +470,13 @@ def load_exported_weights(model: PixelLM, folder: str | Path, palette: torch.Ten
     configured = {"grid_positions": bool(hp.get("grid_positions", False)), "image_width": hp.get("image_width", 20)}
     for key in ("grid_positions", "image_width") if export.grid_positions else ("grid_positions",):
         if configured[key] != export.layout[key]:
-            raise CheckpointMismatchError(f"{folder}: the exported model has {key} {export.layout[key]}, the config {configured[key]}")
+            raise CheckpointMismatchError(
+                f"{folder}: the exported model has {key} {export.layout[key]}, the config {configured[key]}"
+            )
     if palette is not None and export.palette.shape != palette.shape:
-        raise CheckpointMismatchError(f"{folder}: its palette has {len(export.palette)} colours, the data's {len(palette)}")
+        raise CheckpointMismatchError(
+            f"{folder}: its palette has {len(export.palette)} colours, the data's {len(palette)}"
+        )
     if palette is not None and not torch.equal(export.palette, palette.to(torch.uint8)):
         index = int((export.palette != palette).any(dim=1).nonzero()[0])
         raise CheckpointMismatchError(
@@ -514,7 +524,9 @@ class ExportedPixelLM(PixelLM):
         given = {"vocab_size": vocab_size, "seq_len": seq_len, "prefix_len": prefix_len}
         for key, value in given.items():
             if export.hparams[key] != value:
-                raise CheckpointMismatchError(f"{folder}: the exported model has {key} {export.hparams[key]}, the data {value}")
+                raise CheckpointMismatchError(
+                    f"{folder}: the exported model has {key} {export.hparams[key]}, the data {value}"
+                )
         decoding = decoding or export.decoding
         super().__init__(
             model_type=export.model_type, model_config=export.model_config, decoding=decoding, **export.layout, **given

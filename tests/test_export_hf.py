@@ -1,4 +1,4 @@
-"""An exported folder is a faithful Hugging Face model: plain ``transformers`` draws what predict.py draws, or refuses it.
+"""An exported folder is a faithful Hugging Face model: plain ``transformers`` draws what predict.py draws, or refuses.
 
 A user loads the folder with ``AutoModelForCausalLM.from_pretrained``, seeds torch and calls ``generate``
 with nothing else: the folder's ``generation_config.json`` decides how it decodes. That must give the
@@ -24,7 +24,13 @@ from lightning_modules import PixelLM
 
 ARCHITECTURES = {
     "gpt2": {"n_layer": 1, "n_head": 2, "n_embd": 16},
-    "llama": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1},
+    "llama": {
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+    },
 }
 DECODINGS = {
     "greedy": Decoding(seed=4),
@@ -38,7 +44,9 @@ DECODINGS = {
 def trained_model(model_type: str, grid_positions: bool, data, decoding: Decoding) -> PixelLM:
     """A tiny PixelLM after a few Adam steps on the training images, so its colours are no longer equally likely."""
     torch.manual_seed(0)
-    model = PixelLM(model_type=model_type, model_config=ARCHITECTURES[model_type], grid_positions=grid_positions, decoding=decoding)
+    model = PixelLM(
+        model_type=model_type, model_config=ARCHITECTURES[model_type], grid_positions=grid_positions, decoding=decoding
+    )
     images = read_images(data / "train.txt", 400, 167)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for step in range(8):
@@ -62,7 +70,12 @@ def generated_by_transformers(folder, prefixes: torch.Tensor, seed: int) -> torc
 
 
 # Each case costs two 160-step generations (about 10 s here); each architecture and decoding is in one.
-CASES = [("gpt2", False, "unfiltered"), ("llama", False, "greedy"), ("llama", False, "filtered"), ("gpt2", True, "filtered")]
+CASES = [
+    ("gpt2", False, "unfiltered"),
+    ("llama", False, "greedy"),
+    ("llama", False, "filtered"),
+    ("gpt2", True, "filtered"),
+]
 
 
 @pytest.mark.parametrize("model_type, grid_positions, decoding", CASES)
@@ -113,7 +126,9 @@ def test_grid_llama_is_refused_by_transformers_and_loads_here(small_data, tmp_pa
         with pytest.raises(ValueError, match="model type `pixel_lm_grid_llama` but Transformers does not recognize"):
             load(folder)
     card = ModelCard.load(folder / "README.md")
-    assert card.data.library_name is None and "pixel_lm_grid_llama" in card.text and "predict.py --ckpt_path" in card.text
+    assert (
+        card.data.library_name is None and "pixel_lm_grid_llama" in card.text and "predict.py --ckpt_path" in card.text
+    )
     assert "from_pretrained(folder)" not in card.text  # no recipe that cannot work
 
     # This project builds it from pixel_lm.json, grid embeddings included, and draws what the model draws.
@@ -124,9 +139,9 @@ def test_grid_llama_is_refused_by_transformers_and_loads_here(small_data, tmp_pa
 @pytest.mark.slow  # a 3-step training run (shared with the other tests that read it)
 def test_exported_run_has_card_and_decoding(lm_ckpt, small_data, tmp_path):
     out = tmp_path / "exported"
-    export.main(["--ckpt_path", str(lm_ckpt), "--data.data_dir", str(small_data), "--out", str(out),
-                 "--model.init_args.decoding.do_sample=true", "--model.init_args.decoding.top_p=0.9",
-                 "--model.init_args.decoding.best_of=4"])  # fmt: skip
+    decoding = ["do_sample=true", "top_p=0.9", "best_of=4"]
+    where = ["--ckpt_path", str(lm_ckpt), "--data.data_dir", str(small_data), "--out", str(out)]
+    export.main(where + [f"--model.init_args.decoding.{setting}" for setting in decoding])
 
     generation = GenerationConfig.from_pretrained(out)
     assert (generation.do_sample, generation.temperature, generation.top_k, generation.top_p) == (True, 1.0, 0, 0.9)
@@ -136,7 +151,11 @@ def test_exported_run_has_card_and_decoding(lm_ckpt, small_data, tmp_path):
 
     card = ModelCard.load(out / "README.md")
     checkpoint = load_checkpoint(lm_ckpt)
-    best = next(state for name, state in checkpoint["callbacks"].items() if name.startswith("ModelCheckpoint") and state["monitor"])
+    best = next(
+        state
+        for name, state in checkpoint["callbacks"].items()
+        if name.startswith("ModelCheckpoint") and state["monitor"]
+    )
     assert card.data.library_name == "transformers"
     for told in (
         "# Pokémon pixel model: gpt2, ",
