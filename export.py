@@ -2,14 +2,18 @@
 
 Takes the newest run's ``best.ckpt`` and its config unless ``--ckpt_path`` (and ``--config``) say
 otherwise. The folder holds Hugging Face's ``config.json`` and ``model.safetensors`` of the causal LM,
-with the weights the checkpoint holds (the EMA average, for configs that average), and
-``pixel_lm.json``: architecture, sizes, palette and the config's ``decoding``. Share it instead of a
-``.ckpt``, which is a pickle: ``predict.py --ckpt_path llama_export/`` and ``evaluate.py`` take it
-with no config and read only its JSON and safetensors.
+with the weights the checkpoint holds (the EMA average, for configs that average),
+``generation_config.json`` with the config's ``decoding``, a model card (``README.md``) and
+``pixel_lm.json``: architecture, sizes, palette, decoding and what the checkpoint tells of its
+training. Share it instead of a ``.ckpt``, which is a pickle: ``predict.py --ckpt_path llama_export/``
+and ``evaluate.py`` take it with no config and read only its JSON and safetensors, and plain
+``transformers`` loads it and generates the same pixels, or refuses it where it cannot
+(:mod:`checkpointing.exported`).
 """
 
-from checkpointing import CheckpointError, load_weights
-from checkpointing.exported import export_pixel_lm
+from checkpointing import CheckpointError, load_checkpoint
+from checkpointing.exported import export_pixel_lm, read_export, training_record
+from checkpointing.loading import load_weights_from
 from cli import PixelCLI, reported_errors
 from lightning_modules import PixelLM
 
@@ -23,16 +27,25 @@ class ExportCLI(PixelCLI):
     def add_arguments_to_parser(self, parser) -> None:
         super().add_arguments_to_parser(parser)
         parser.add_argument("--out", type=str, required=True, help="Folder to write (built beside it, then renamed).")
-        parser.add_argument("--overwrite", type=bool, default=False, help="Replace --out if it exists and is not empty.")
+        parser.add_argument(
+            "--overwrite", type=bool, default=False, help="Replace --out if it exists and is not empty."
+        )
 
 
 def main(args: list[str] | None = None) -> None:
     cli = ExportCLI(args)
     if not isinstance(cli.model, PixelLM):
-        raise CheckpointError(f"{cli.config.ckpt_path}: only a PixelLM can be exported, not a {type(cli.model).__name__}")
+        raise CheckpointError(
+            f"{cli.config.ckpt_path}: only a PixelLM can be exported, not a {type(cli.model).__name__}"
+        )
     if cli.checkpoint_file:  # an exported folder's weights are loaded already
-        load_weights(cli.model, cli.checkpoint_file)
-    out = export_pixel_lm(cli.model, cli.datamodule.palette, cli.config.out, cli.config.overwrite)
+        checkpoint = load_checkpoint(cli.checkpoint_file, "PixelLM")
+        load_weights_from(cli.model, checkpoint, cli.checkpoint_file)
+        configs = [str(file) for file in cli.config.get("config") or []]
+        training = training_record(checkpoint, cli.checkpoint_file, configs)
+    else:  # re-exporting a folder keeps its record
+        training = read_export(cli.config.ckpt_path).training
+    out = export_pixel_lm(cli.model, cli.datamodule.palette, cli.config.out, cli.config.overwrite, training)
     print(f"Exported {cli.config.ckpt_path} to {out}/ (predict with: python predict.py --ckpt_path {out})")
 
 

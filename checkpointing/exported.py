@@ -1,11 +1,43 @@
-"""A trained PixelLM as a folder that cannot carry code: JSON and safetensors only, never a pickle.
+"""A trained PixelLM as a folder that cannot carry code, and that is a faithful Hugging Face model.
 
 ``export.py`` writes it: Hugging Face's ``save_pretrained`` of the inner causal LM (``config.json``,
-``model.safetensors``, ``generation_config.json``) plus ``pixel_lm.json`` with what this project
-needs besides (architecture, sizes, palette, decoding). ``predict.py`` and ``evaluate.py`` take the
-folder as ``--ckpt_path``. Reading it runs ``json.loads`` and safetensors' loader, nothing else; the
-architecture is built from ``pixel_lm.json`` in Python, never handed to the config parser, which
-would build any ``class_path`` it met inside a value.
+``model.safetensors``), ``generation_config.json`` with the model's own decoding (sampling settings,
+160 new pixels), a model card (``README.md``), and ``pixel_lm.json`` with what this project needs
+besides (architecture, sizes, palette, decoding, training record). ``predict.py`` and ``evaluate.py``
+take the folder as ``--ckpt_path``. Reading it runs ``json.loads`` and safetensors' loader, nothing
+else; the architecture is built from ``pixel_lm.json`` in Python, never handed to the config parser,
+which would build any ``class_path`` it met inside a value.
+
+Faithful to plain ``transformers``: ``AutoModelForCausalLM.from_pretrained(folder)``,
+``torch.manual_seed(seed)`` and ``model.generate(prefixes)`` give the tokens ``predict.py --ckpt_path
+folder`` writes with that seed and ``best_of`` 1 (one batch; predict.py seeds each batch by
+``seed`` plus the index of its first image). Both run ``generate`` on the same weights with the same
+warpers: the folder's temperature, top-k and top-p, in ``generate``'s order, are the ones
+``Decoding.generate_kwargs`` applies in one pass. Best-of-N, its reranker, contrast and consensus are
+this project's own and stay in ``pixel_lm.json``.
+
+Row and column embeddings (``grid_positions``) have no place in a ``transformers`` architecture, and
+a model loaded without them draws worse without a word (issue 34: greedy dev accuracy 0.319 instead
+of 0.364, with ``UNEXPECTED`` in a load report nobody reads). So a grid-position model is either
+turned into a native one or made impossible to load by ``transformers``, never handed code to run
+(no ``trust_remote_code``):
+
+- A model with a learned position table (GPT-2's ``wpe``, :data:`POSITION_TABLES`): the grid
+  embedding of position p, ``row[p // width] + column[p % width]``, is added into ``wpe[p]``, which
+  GPT-2 adds to every token's embedding at position p, so the folder is a plain GPT-2 and the same
+  function. Only the rounding moves: the project adds ``(token + grid) + wpe``, the folded model
+  ``token + (wpe + grid)``, which can differ in the last bit of an embedding. ``pixel_lm.json`` names
+  the table (``grid_positions_in``), and this project loads such a folder with zero row and column
+  tables, which computes exactly what the plain GPT-2 computes: the folder, not the checkpoint it
+  came from, is the model ``predict.py`` and ``transformers`` both run.
+- Rotary models (Llama, Mistral, Qwen, ...: no position table to add into): ``config.json``'s
+  ``model_type`` becomes ``pixel_lm_grid_<type>``, a type ``transformers`` does not know, so
+  ``AutoConfig`` / ``AutoModelForCausalLM.from_pretrained`` refuse the folder ("does not recognize
+  this architecture") instead of loading it without its positions; the model card says why and how to
+  load it here. This project never reads ``config.json`` (it builds from ``pixel_lm.json``), so it
+  loads the folder as before. Naming the class outright (``LlamaForCausalLM.from_pretrained``) skips
+  the type check; transformers then warns that the config is of another type and lists the grid
+  tables as unexpected.
 """
 
 import json
@@ -18,15 +50,23 @@ from typing import Any
 
 import torch
 
-from checkpointing.loading import CheckpointError
 from checkpointing.checkpoint_check import CheckpointMismatchError, check_checkpoint, describe
+from checkpointing.loading import CheckpointError
 from generation.decoding import Decoding
+from lightning_modules.causal_chunks import CHUNKS_KEY
 from lightning_modules.pixel_lm import PixelLM
 
 SETTINGS_FILE = "pixel_lm.json"
 WEIGHTS_FILE = "model.safetensors"  # what save_pretrained writes for a model of one shard
+CONFIG_FILE = "config.json"
+CARD_FILE = "README.md"
 FORMAT = "pokemon-pixel-lm"
-VERSION = 1
+VERSION = 2  # 2: grid positions folded or refused, generation_config.json, model card
+READABLE_VERSIONS = (1, 2)
+# Model types whose positions are a learned table with a row per position, and that table's key in the
+# causal LM's state_dict: row and column embeddings add into it and leave a plain model of the type.
+POSITION_TABLES = {"gpt2": "transformer.wpe.weight"}
+REFUSED_MODEL_TYPE = "pixel_lm_grid_{}"  # config.json's model_type for grid models transformers cannot run
 
 
 @dataclass(frozen=True)
@@ -43,6 +83,8 @@ class ExportedModel:
     decoding: Decoding
     grid_positions: bool = False  # row and column embeddings (folders written before them have none)
     image_width: int = 20
+    grid_positions_in: str | None = None  # the position table they were added into, when they were
+    training: dict[str, Any] | None = None  # what export.py knew of the training run (model card)
 
     @property
     def hparams(self) -> dict[str, Any]:
@@ -60,11 +102,18 @@ def is_exported(path: str | Path | None) -> bool:
     return path is not None and Path(path).is_dir()
 
 
-def export_pixel_lm(model: PixelLM, palette: torch.Tensor, out: str | Path, overwrite: bool = False) -> Path:
+def export_pixel_lm(
+    model: PixelLM,
+    palette: torch.Tensor,
+    out: str | Path,
+    overwrite: bool = False,
+    training: dict[str, Any] | None = None,
+) -> Path:
     """Writes ``model`` (its weights as they are now) and ``palette`` to the folder ``out``, atomically.
 
     The folder is built beside ``out`` and renamed into place, so ``out`` is never half written.
-    An existing non-empty ``out`` is replaced only with ``overwrite``.
+    An existing non-empty ``out`` is replaced only with ``overwrite``. ``training``: what is known of
+    the run (:func:`training_record`), kept in ``pixel_lm.json`` and told in the model card.
     """
     from transformers.utils import logging
 
@@ -76,8 +125,15 @@ def export_pixel_lm(model: PixelLM, palette: torch.Tensor, out: str | Path, over
     building = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         logging.disable_progress_bar()  # "Writing model shards" for a file of a few MB
-        model.model.save_pretrained(building)  # safetensors, never pickle
         hp = model.hparams
+        weights, grid_positions_in = hugging_face_weights(model)
+        parameters = sum(
+            tensor.numel() for tensor in {tensor.data_ptr(): tensor for tensor in weights.values()}.values()
+        )
+        model.model.save_pretrained(building, state_dict=weights)  # safetensors, never pickle; empties weights
+        refused = bool(hp.get("grid_positions")) and grid_positions_in is None
+        _write_hugging_face_config(building / CONFIG_FILE, refused)
+        generation_config(model.decoding, hp["seq_len"] - hp["prefix_len"]).save_pretrained(building)
         settings = {
             "format": FORMAT,
             "version": VERSION,
@@ -89,8 +145,11 @@ def export_pixel_lm(model: PixelLM, palette: torch.Tensor, out: str | Path, over
             "decoding": asdict(model.decoding),
             "grid_positions": bool(hp.get("grid_positions", False)),
             "image_width": hp.get("image_width", 20),
+            **({"grid_positions_in": grid_positions_in} if grid_positions_in else {}),
+            **({"training": training} if training else {}),
         }
         (building / SETTINGS_FILE).write_text(_settings_text(settings, palette))
+        model_card(settings, parameters, refused).save(building / CARD_FILE)
         os.chmod(building, 0o777 & ~_umask())  # mkdtemp makes 0700; the folder should look like any other
         for file in building.iterdir():
             os.chmod(file, 0o666 & ~_umask())  # and safetensors writes 0600
@@ -99,6 +158,219 @@ def export_pixel_lm(model: PixelLM, palette: torch.Tensor, out: str | Path, over
         shutil.rmtree(building, ignore_errors=True)
         raise
     return out
+
+
+def hugging_face_weights(model: PixelLM) -> tuple[dict[str, torch.Tensor], str | None]:
+    """The causal LM's ``state_dict`` as the folder stores it, and the key of the position table its
+    row and column embeddings were added into (None: no grid positions, or a model without such a table,
+    whose grid tables are kept as they are)."""
+    weights = dict(model.model.state_dict())  # a copy: save_pretrained pops the keys of the dict it is given
+    table = POSITION_TABLES.get(model.hparams.model_type)
+    if not model.hparams.get("grid_positions") or table is None:
+        return weights, None
+    grid = model.model.base_model.grid_positions
+    prefix = next(name for name, module in model.model.named_modules() if module is grid)
+    for key in grid.state_dict():
+        del weights[f"{prefix}.{key}"]
+    with torch.no_grad():
+        positions = torch.arange(len(weights[table]), device=weights[table].device)
+        weights[table] = weights[table] + grid(positions)  # wpe[p] + row[p // width] + column[p % width]
+    return weights, table
+
+
+def _write_hugging_face_config(path: Path, refused: bool) -> None:
+    """Rewrites save_pretrained's ``config.json``: without this project's training-only attention setting,
+    and for a grid model transformers cannot run, with a model type it does not know (module docstring)."""
+    config = json.loads(path.read_text())
+    config.pop(CHUNKS_KEY, None)  # causal_chunks: a CPU training speed-up; transformers' own attention is the same
+    if refused:
+        config["model_type"] = REFUSED_MODEL_TYPE.format(config["model_type"])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")  # as save_pretrained writes it
+
+
+def generation_config(decoding: Decoding, new_tokens: int):
+    """``decoding`` as a ``transformers.GenerationConfig``: what plain ``generate`` needs to draw as predict.py.
+
+    Temperature, top-k and top-p are written even when they filter nothing (1.0, 0, 1.0): ``generate``
+    fills a value left out with its own default, and its default top-k is 50.
+    """
+    from transformers import GenerationConfig
+
+    sampling = {"temperature": decoding.temperature, "top_k": decoding.top_k, "top_p": decoding.top_p}
+    return GenerationConfig(
+        do_sample=decoding.do_sample,
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        **(sampling if decoding.do_sample else {}),  # greedy: transformers warns about sampling settings
+    )
+
+
+def training_record(checkpoint: dict[str, Any], path: str | Path, config: list[str] | None = None) -> dict[str, Any]:
+    """What a Lightning checkpoint tells of its run, for the model card: the config file(s), the epoch
+    and step it was saved at, the monitored metric's best value, and the optimizer settings."""
+    hp = checkpoint.get("hyper_parameters") or {}
+    record: dict[str, Any] = {"checkpoint": Path(path).name}
+    if config:
+        record["config"] = [str(file) for file in config]
+    for key in ("epoch", "global_step"):
+        if isinstance(checkpoint.get(key), int):
+            record[key] = checkpoint[key]
+    for key in ("optimizer", "lr", "weight_decay", "schedule", "warmup_steps", "input_noise"):
+        if isinstance(hp.get(key), (str, int, float)):
+            record[key] = hp[key]
+    callbacks = checkpoint.get("callbacks") or {}
+    averaging = next((str(name) for name in callbacks if "WeightAveraging" in str(name)), None)
+    if averaging:  # the weights are the average that callback kept, not the last step's
+        record["weight_averaging"] = averaging
+    for name, state in callbacks.items():
+        if str(name).startswith("ModelCheckpoint") and isinstance(state, dict) and state.get("monitor"):
+            score = state.get("best_model_score")
+            if score is not None:
+                record["monitor"] = state["monitor"]
+                record["best"] = round(float(score), 6)
+                record["best_checkpoint"] = Path(str(state.get("best_model_path", ""))).name
+                break
+    return record
+
+
+def model_card(settings: dict[str, Any], parameters: int, refused: bool):
+    """The folder's ``README.md`` as a ``huggingface_hub.ModelCard``: what the model is, its palette, how
+    it was trained and scored, and how to load and run it with plain ``transformers`` (or why not)."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    model_type, width, seq_len = settings["model_type"], settings["image_width"], settings["seq_len"]
+    prefix_len, vocab_size = settings["prefix_len"], settings["vocab_size"]
+    decoding, training = Decoding(**settings["decoding"]), settings.get("training") or {}
+    sizes = ", ".join(f"`{key}` {value}" for key, value in settings["model_config"].items()) or "its defaults"
+    tags = ["pixel-art", "pokemon", "image-completion", "trained-from-scratch", FORMAT]
+    data = ModelCardData(library_name=None if refused else "transformers", tags=tags)
+    if settings.get("grid_positions_in"):
+        grid = (
+            f"Each pixel's row and column embeddings (row = p // {width}, column = p % {width}) were trained beside "
+            f"the position table and are added into it (`{settings['grid_positions_in']}`), so the folder is a plain "
+            f"`{model_type}` that computes the same function (up to float rounding in the last bit)."
+        )
+    elif settings["grid_positions"]:
+        grid = (
+            f"Each pixel also gets learned row and column embeddings (`grid_positions`, {width} pixels a row), added "
+            f"to its colour's embedding. `transformers`' `{model_type}` has no place for them, so this folder is "
+            "made so that plain `transformers` refuses it (see Loading) rather than running the model without them."
+        )
+    else:
+        grid = "Positions are the architecture's own."
+    if decoding.do_sample:
+        draws = (
+            f"samples with temperature {decoding.temperature}, top-k {decoding.top_k or 'off'} and top-p "
+            f"{decoding.top_p if decoding.top_p < 1 else 'off'} (applied in that order)"
+        )
+    else:
+        draws = "decodes greedily (the likeliest colour at each pixel)"
+    lines = [
+        f"# Pokémon pixel model: {model_type}, {parameters:,} parameters",
+        "",
+        f"A decoder-only transformer trained from scratch to draw {seq_len // width} x {width} pixel-art Pokémon pixel "
+        f"by pixel. A token is one of {vocab_size} palette colours and an image is {seq_len} tokens, row by row from "
+        f"the top left; given the top {prefix_len} pixels ({prefix_len // width} rows), it completes the other "
+        f"{seq_len - prefix_len}. No tokenizer: the token ids are the palette indices.",
+        "",
+        "## Architecture",
+        "",
+        f"`transformers`' `{model_type}` built from its config ({sizes}), vocabulary {vocab_size}, context {seq_len} "
+        f"tokens: {parameters:,} parameters. {grid}",
+        "",
+        "## Palette",
+        "",
+        f"Token i is the colour `palette[i]` in `{SETTINGS_FILE}` of this folder: {vocab_size} `[R, G, B]` colours "
+        "of 0-255, the `colormap.txt` of the data it was trained on.",
+        "",
+        "## Training",
+        "",
+        *_training_lines(training),
+        "",
+    ]
+    lines += _refusal_lines(model_type) if refused else _usage_lines(seq_len, prefix_len, width, decoding.seed)
+    lines += [
+        "",
+        "## Decoding",
+        "",
+        f"`generation_config.json` holds the decoding the model was configured with: it {draws}, "
+        f"{seq_len - prefix_len} new pixels. `{SETTINGS_FILE}` holds the same settings as this project reads them "
+        f"(`decoding`), with seed {decoding.seed}: `predict.py` seeds each batch of prefixes with that seed plus the "
+        "index of the batch's first image, so one batch seeded with it draws what `predict.py` draws.",
+        "",
+        "## What it does not do",
+        "",
+        f"- Best-of-N (`decoding.best_of` {decoding.best_of} in `{SETTINGS_FILE}`): drawing several completions per "
+        "prefix and keeping the one a Pokémon classifier, a contrast score against a bigram, or a consensus among the "
+        "samples prefers is this project's own (`predict.py`), not `transformers`': `generate` draws one completion "
+        "per prefix.",
+        "- It draws 20 x 20 Pokémon in this palette and nothing else; it takes no text and outputs no text.",
+    ]
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines) + "\n")
+
+
+def _training_lines(training: dict[str, Any]) -> list[str]:
+    if not training:
+        return ["Not recorded (exported from a folder that carried no training record)."]
+    lines = []
+    if training.get("config"):
+        lines.append(f"- Config: {', '.join(f'`{file}`' for file in training['config'])}")
+    if "epoch" in training:
+        lines.append(
+            f"- Weights of `{training.get('checkpoint', 'the checkpoint')}`, saved in epoch {training['epoch'] + 1} "
+            f"after {training.get('global_step', '?')} optimizer steps"
+        )
+    settings = ", ".join(
+        f"{key} {training[key]}" for key in ("lr", "weight_decay", "schedule", "warmup_steps") if key in training
+    )
+    if "optimizer" in training:
+        lines.append(f"- Optimizer: {training['optimizer']}" + (f" ({settings})" if settings else ""))
+    if training.get("input_noise"):
+        lines.append(f"- Input noise: {training['input_noise']} of the input pixels replaced by random colours")
+    if training.get("weight_averaging"):
+        lines.append(f"- Weights: the `{training['weight_averaging']}` average kept during training")
+    if "best" in training:
+        what = " (dev bits per generated pixel, lower is better)" if training["monitor"] == "val/bits_per_pixel" else ""
+        which = training.get("best_checkpoint")
+        lines.append(f"- Best `{training['monitor']}`: {training['best']:.4f}{what}, scored by `{which}`")
+    return lines or ["Not recorded."]
+
+
+def _usage_lines(seq_len: int, prefix_len: int, width: int, seed: int) -> list[str]:
+    return [
+        "## Use with transformers",
+        "",
+        "```python",
+        "import json",
+        "import torch",
+        "from transformers import AutoModelForCausalLM",
+        "",
+        'folder = "path/to/this/folder"  # or its Hub id (then read pixel_lm.json with hf_hub_download)',
+        "model = AutoModelForCausalLM.from_pretrained(folder)",
+        f'palette = torch.tensor(json.load(open(f"{{folder}}/{SETTINGS_FILE}"))["palette"])  # (colours, 3) RGB',
+        f"prefixes = ...  # (N, {prefix_len}) palette indices: the top {prefix_len // width} rows of N images",
+        f"torch.manual_seed({seed})",
+        f"images = model.generate(prefixes)  # (N, {seq_len}), decoded as generation_config.json says",
+        f"rgb = palette[images].view(-1, {seq_len // width}, {width}, 3)",
+        "```",
+    ]
+
+
+def _refusal_lines(model_type: str) -> list[str]:
+    return [
+        "## Loading",
+        "",
+        f"`config.json` names the model type `{REFUSED_MODEL_TYPE.format(model_type)}`, which `transformers` does not "
+        'know, on purpose: `AutoModelForCausalLM.from_pretrained` refuses this folder ("does not recognize this '
+        'architecture"; upgrading transformers does not help). The row and column embeddings '
+        f"(`*.grid_positions.*` in `{WEIGHTS_FILE}`) have no place in `transformers`' `{model_type}`, whose positions "
+        "are rotary, and the model loaded without them would draw worse without a word. Nothing in this folder is "
+        "code: load it with the project that trained it (its `PixelLM` adds the embeddings in Python):",
+        "",
+        "```bash",
+        "python predict.py --ckpt_path path/to/this/folder",
+        "```",
+    ]
 
 
 def _settings_text(settings: dict[str, Any], palette: torch.Tensor) -> str:
@@ -129,13 +401,15 @@ def read_export(folder: str | Path) -> ExportedModel:
     folder = Path(folder)
     path = folder / SETTINGS_FILE
     if not path.is_file():
-        raise CheckpointError(f"{folder}: is a folder without {SETTINGS_FILE}, not an exported model (export.py writes one)")
+        raise CheckpointError(
+            f"{folder}: is a folder without {SETTINGS_FILE}, not an exported model (export.py writes one)"
+        )
     try:
         data = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path}: is not valid JSON ({error})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") != VERSION:
-        raise CheckpointError(f"{path}: is not a {FORMAT} file of version {VERSION}")
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") not in READABLE_VERSIONS:
+        raise CheckpointError(f"{path}: is not a {FORMAT} file of version {' or '.join(map(str, READABLE_VERSIONS))}")
 
     def field(key: str, kind: type | tuple[type, ...]):
         value = data.get(key)
@@ -158,6 +432,8 @@ def read_export(folder: str | Path) -> ExportedModel:
         decoding=_decoding(field("decoding", dict), path),
         grid_positions=field("grid_positions", bool) if "grid_positions" in data else False,
         image_width=field("image_width", int) if "image_width" in data else 20,
+        grid_positions_in=field("grid_positions_in", str) if "grid_positions_in" in data else None,
+        training=field("training", dict) if "training" in data else None,
     )
 
 
@@ -194,9 +470,13 @@ def load_exported_weights(model: PixelLM, folder: str | Path, palette: torch.Ten
     configured = {"grid_positions": bool(hp.get("grid_positions", False)), "image_width": hp.get("image_width", 20)}
     for key in ("grid_positions", "image_width") if export.grid_positions else ("grid_positions",):
         if configured[key] != export.layout[key]:
-            raise CheckpointMismatchError(f"{folder}: the exported model has {key} {export.layout[key]}, the config {configured[key]}")
+            raise CheckpointMismatchError(
+                f"{folder}: the exported model has {key} {export.layout[key]}, the config {configured[key]}"
+            )
     if palette is not None and export.palette.shape != palette.shape:
-        raise CheckpointMismatchError(f"{folder}: its palette has {len(export.palette)} colours, the data's {len(palette)}")
+        raise CheckpointMismatchError(
+            f"{folder}: its palette has {len(export.palette)} colours, the data's {len(palette)}"
+        )
     if palette is not None and not torch.equal(export.palette, palette.to(torch.uint8)):
         index = int((export.palette != palette).any(dim=1).nonzero()[0])
         raise CheckpointMismatchError(
@@ -209,6 +489,8 @@ def load_exported_weights(model: PixelLM, folder: str | Path, palette: torch.Ten
         raise CheckpointError(f"{folder / WEIGHTS_FILE}: cannot be read as safetensors ({error})") from None
     state = {f"model.{key}": value for key, value in weights.items()}
     expected = model.state_dict()
+    if export.grid_positions_in:  # added into that table: zero row and column embeddings add nothing more
+        state.update({key: torch.zeros_like(tensor) for key, tensor in expected.items() if ".grid_positions." in key})
     for key, tensor in expected.items():  # save_pretrained leaves out weights tied to another (GPT-2's lm_head)
         if key not in state:
             tied = [other for other in state if other in expected and expected[other].data_ptr() == tensor.data_ptr()]
@@ -242,7 +524,9 @@ class ExportedPixelLM(PixelLM):
         given = {"vocab_size": vocab_size, "seq_len": seq_len, "prefix_len": prefix_len}
         for key, value in given.items():
             if export.hparams[key] != value:
-                raise CheckpointMismatchError(f"{folder}: the exported model has {key} {export.hparams[key]}, the data {value}")
+                raise CheckpointMismatchError(
+                    f"{folder}: the exported model has {key} {export.hparams[key]}, the data {value}"
+                )
         decoding = decoding or export.decoding
         super().__init__(
             model_type=export.model_type, model_config=export.model_config, decoding=decoding, **export.layout, **given

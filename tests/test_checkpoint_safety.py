@@ -227,7 +227,7 @@ def test_export_predicts_as_the_checkpoint_and_holds_no_pickle(trained, lm_ckpt,
     out = tmp_path / "tiny_export"
     result = run_script("export.py", "--trainer.default_root_dir", str(trained), "--data.data_dir", str(small_data), "--out", str(out))
     assert f"Exported {lm_ckpt} to {out}/" in result.stdout  # the newest run's best.ckpt
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "generation_config.json", "model.safetensors", "pixel_lm.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "generation_config.json", "model.safetensors", "pixel_lm.json"]
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary folder left beside it
     for path in out.glob("*.json"):  # JSON and safetensors (a JSON header, then raw numbers): no pickle
         json.loads(path.read_text())
