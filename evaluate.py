@@ -19,11 +19,12 @@ import torch
 from jsonargparse import ArgumentParser
 
 from checkpointing import load_weights
-from cli import PixelCLI, stopped_by_signals
-from datamodules.pixel_files import SHIPPED_DATA, PixelFormatError, read_images, read_palette, write_images
-from files.atomic_write import atomic_write_bytes
+from cli.errors import reported_errors
+from cli.predict import PredictCLI
+from datamodules.pixel_files import SHIPPED_DATA, read_images, read_palette, write_images
+from evaluation.metrics import FeatureKind
 from evaluation.scoring import CLASSIFIER_HINT, QualityJudge, evaluate_model, load_classifier, table
-from evaluation.metrics import FeatureKind, FeaturesUnavailable
+from files.atomic_write import atomic_write_bytes
 
 SEQ_LEN = 400  # --images files hold full 20 x 20 images
 
@@ -35,11 +36,8 @@ def add_scoring_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("--completions_out", type=str | None, default=None, help="Write the dev completions here (a classifier's negatives_file).")  # fmt: skip
 
 
-class EvaluateCLI(PixelCLI):
-    """PixelCLI's predict set-up (config, checkpoint look-up, decoding options) plus scoring options."""
-
-    def __init__(self, args: list[str] | None) -> None:
-        super().__init__("predict", args=args)
+class EvaluateCLI(PredictCLI):
+    """PredictCLI's set-up (config, checkpoint look-up, decoding options) plus scoring options."""
 
     def add_arguments_to_parser(self, parser) -> None:
         super().add_arguments_to_parser(parser)
@@ -65,7 +63,7 @@ def evaluate_checkpoint(args: list[str] | None) -> tuple[dict, str | None]:
 
 
 def evaluate_files(args: list[str] | None) -> tuple[dict, str | None]:
-    parser = ArgumentParser(description="Score a file of full images against real ones.")
+    parser = ArgumentParser(description="Score a file of full images against real ones.", exit_on_error=False)
     parser.add_argument("--images", type=str, required=True, help="Images to score, one per line (e.g. completions).")
     parser.add_argument("--reference", type=str, default=str(SHIPPED_DATA / "dev.txt"), help="Real images to compare with (default: the shipped dev split).")  # fmt: skip
     parser.add_argument("--data_dir", type=str, default=str(SHIPPED_DATA), help="Folder whose colormap.txt renders the images and whose train.txt gives the reference points.")  # fmt: skip
@@ -80,14 +78,11 @@ def evaluate_files(args: list[str] | None) -> tuple[dict, str | None]:
     return {"images": config.images, "reference": config.reference, "classifier": config.classifier, **results}, config.json_out
 
 
+@reported_errors()  # bad input: one line "error: ...", status 2; SIGTERM / Ctrl-C: 143 / 130, no output replaced
 def main(args: list[str] | None = None) -> None:
     argv = sys.argv[1:] if args is None else args
     by_file = any(arg == "--images" or arg.startswith("--images=") for arg in argv)
-    try:
-        results, json_out = (evaluate_files if by_file else evaluate_checkpoint)(args)
-    except (FeaturesUnavailable, FileNotFoundError, PixelFormatError, ValueError) as error:
-        print(f"evaluate.py: error: {error}", file=sys.stderr)  # one line saying what to fix, not a traceback
-        sys.exit(2)  # as argparse and the other entry points: 2 is a usage error
+    results, json_out = (evaluate_files if by_file else evaluate_checkpoint)(args)
     if results["classifier"] is None:
         print(CLASSIFIER_HINT)
     print(table(results))
@@ -97,5 +92,4 @@ def main(args: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    with stopped_by_signals():  # SIGTERM / Ctrl-C: one line, status 143 / 130, no output file replaced
-        main()
+    main()

@@ -14,15 +14,13 @@ and ``evaluate.py`` take it with no config and read only its JSON and safetensor
 from checkpointing import CheckpointError, load_checkpoint
 from checkpointing.exported import export_pixel_lm, read_export, training_record
 from checkpointing.loading import load_weights_from
-from cli import PixelCLI, reported_errors
+from cli.errors import reported_errors
+from cli.predict import PredictCLI
 from lightning_modules import PixelLM
 
 
-class ExportCLI(PixelCLI):
-    """PixelCLI's predict set-up (config, checkpoint look-up, decoding options) plus where to write."""
-
-    def __init__(self, args: list[str] | None) -> None:
-        super().__init__("predict", args=args)
+class ExportCLI(PredictCLI):
+    """PredictCLI's set-up (config, checkpoint look-up, decoding options) plus where to write."""
 
     def add_arguments_to_parser(self, parser) -> None:
         super().add_arguments_to_parser(parser)
@@ -32,6 +30,7 @@ class ExportCLI(PixelCLI):
         )
 
 
+@reported_errors()  # bad input: one line "error: ...", status 2
 def main(args: list[str] | None = None) -> None:
     cli = ExportCLI(args)
     if not isinstance(cli.model, PixelLM):
@@ -50,5 +49,4 @@ def main(args: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    with reported_errors():  # bad input: one line "error: ...", exit status 2
-        main()
+    main()

@@ -6,16 +6,16 @@ Writes ``submission.txt`` (``--output``) and a PNG grid of the completions besid
 """
 
 from callbacks import PredictionWriter
-from cli import PixelCLI, reported_errors, stopped_by_signals
+from cli.errors import reported_errors
+from cli.predict import PredictCLI
 
 
+@reported_errors()  # bad input: one line "error: ...", status 2; SIGTERM / Ctrl-C: 143 / 130, earlier outputs kept
 def main(args: list[str] | None = None) -> None:
-    cli = PixelCLI("predict", args=args)
+    cli = PredictCLI(args)
     cli.trainer.callbacks.append(PredictionWriter(cli.config.output))
     cli.trainer.predict(cli.model, datamodule=cli.datamodule, ckpt_path=cli.checkpoint_file, return_predictions=False)
 
 
 if __name__ == "__main__":
-    # bad input: one line "error: ...", exit status 2; SIGTERM / Ctrl-C: 143 / 130, earlier outputs kept
-    with reported_errors(), stopped_by_signals():
-        main()
+    main()

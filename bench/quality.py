@@ -52,8 +52,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from checkpointing import CheckpointError, load_classifier, load_pixel_lm  # noqa: E402
+from checkpointing import load_classifier, load_pixel_lm  # noqa: E402
 from checkpointing.run_folders import newest_checkpoint, run_reranker  # noqa: E402
+from cli.errors import reported_errors  # noqa: E402
 from datamodules import PokemonDataModule  # noqa: E402
 from datamodules.pokemon import first_pixels  # noqa: E402
 from generation.decoding import Decoding  # noqa: E402
@@ -111,12 +112,9 @@ def judge_name(path: str) -> str:
     return parts[-4] if len(parts) >= 4 and parts[-2] == "checkpoints" else Path(path).stem
 
 
+@reported_errors(ValueError)  # a bad --judge, --reranker, --best_of or run: one line "error: ...", status 2
 def main() -> None:
-    try:
-        run()
-    except (CheckpointError, FileNotFoundError, ValueError) as error:  # a bad --judge, --reranker or run: one line
-        print(f"quality.py: error: {error}", file=sys.stderr)
-        sys.exit(2)  # as argparse and the other entry points: 2 is a usage error
+    run()
 
 
 def parse_args() -> argparse.Namespace:

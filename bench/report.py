@@ -34,6 +34,10 @@ from pathlib import Path
 from scipy import stats
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cli.errors import reported_errors  # noqa: E402 (light: no torch unless a bug is to be judged)
+
 BEGIN, END = "<!-- results:configs -->", "<!-- /results:configs -->"
 QUALITY_COLUMNS = [  # bench/quality.py's row keys, in its table's order
     ["run", "run", None],
@@ -236,6 +240,7 @@ def shown(path: Path) -> Path:
         return path
 
 
+@reported_errors(ReportError, OSError)  # bad input: one line "error: ...", status 2
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", type=Path, default=ROOT / "docs" / "results", help="folder of the JSON files")
@@ -243,17 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md", help="the file whose block to fill")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file is out of date")
     args = parser.parse_args(argv)
-    try:
-        sections = load(args.results)
-        link = Path(os.path.relpath(args.out.resolve(), args.readme.resolve().parent)).as_posix()
-        readme = args.readme.read_text(encoding="utf-8")
-        wanted = {
-            args.out: render_results(sections),
-            args.readme: replace_block(readme, render_readme_block(sections, link), shown(args.readme)),
-        }
-    except (ReportError, OSError) as error:
-        print(f"report.py: error: {error}", file=sys.stderr)
-        return 2
+    sections = load(args.results)
+    link = Path(os.path.relpath(args.out.resolve(), args.readme.resolve().parent)).as_posix()
+    readme = args.readme.read_text(encoding="utf-8")
+    wanted = {
+        args.out: render_results(sections),
+        args.readme: replace_block(readme, render_readme_block(sections, link), shown(args.readme)),
+    }
     for path, text in wanted.items():
         current = path.read_text(encoding="utf-8") if path.is_file() else None
         if current == text:
@@ -261,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             source = f"{shown(args.results)}/*.json"
             print(
-                f"report.py: error: {shown(path)} is not what {source} render; run python bench/report.py",
+                f"error: {shown(path)} is not what {source} render; run python bench/report.py",
                 file=sys.stderr,
             )
             return 1

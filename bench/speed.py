@@ -7,7 +7,7 @@ Each measurement runs in a fresh subprocess (so its peak RSS is its own), projec
 alternate (A B A B ...) and the table shows medians. Training counts only steps after a warm-up and
 leaves out each epoch's first step, whose interval holds the epoch end (validation, checkpoints).
 
-- train, project: what ``train.py --config X`` runs (PixelCLI: Trainer + PixelLM + PokemonDataModule,
+- train, project: what ``train.py --config X`` runs (FitCLI: Trainer + PixelLM + PokemonDataModule,
   the config's logger, callbacks and progress bar), stopped after ``--warmup + --steps`` steps.
 - train, course: a DataLoader over the train images, the same model, CrossEntropyLoss on
   seq[:-1] -> seq[1:], AdamW (the config's lr / weight decay / gradient clipping), ``loss.item()`` per step.
@@ -39,6 +39,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cli.errors import reported_errors  # noqa: E402
+
 DATA = ROOT / "data" / "pokemon"  # the shipped course split (read_images finds the .gz)
 SAMPLED = {"do_sample": True, "top_k": 50, "top_p": 0.95}
 
@@ -114,11 +118,10 @@ class StepClock:
 
 
 def train_project(args) -> dict:
-    from cli import PixelCLI
+    from cli.fit import FitCLI
 
     with tempfile.TemporaryDirectory() as runs:
-        cli = PixelCLI(
-            "fit",
+        cli = FitCLI(
             args=[
                 "--config", args.config, "--trainer.default_root_dir", runs, "--data.data_dir", str(DATA),
                 f"--trainer.max_steps={args.warmup + args.steps}", "--trainer.max_epochs=-1",
@@ -459,22 +462,18 @@ def parse_args(argv=None):
     return args
 
 
+@reported_errors()  # a bad --ckpt: one line "error: ...", status 2; SIGTERM / Ctrl-C: 143 / 130
 def main(argv=None) -> None:
     args = parse_args(argv)
-    sys.path.insert(0, str(ROOT))
     if args.worker:
         return run_worker(args)
     args.load = os.getloadavg()[0]
     import torch
 
     if args.ckpt:  # checked here, so that a bad file is one line, not a worker's traceback
-        from checkpointing import CheckpointError, load_checkpoint
+        from checkpointing import load_checkpoint
 
-        try:
-            load_checkpoint(args.ckpt, "PixelLM")
-        except (CheckpointError, FileNotFoundError) as error:
-            print(f"speed.py: error: {error}", file=sys.stderr)
-            sys.exit(2)  # as argparse and the other entry points: 2 is a usage error
+        load_checkpoint(args.ckpt, "PixelLM")
 
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.speed import cpu_name  # noqa: E402
+from cli.errors import reported_errors  # noqa: E402
 
 METRIC = "val/bits_per_pixel"
 CALLBACK = "callbacks.ElapsedTime"  # logs time/elapsed_s with each validation's metrics, time/fit_s at the end
@@ -305,6 +306,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return args, common
 
 
+@reported_errors()  # bad input: one line "error: ...", status 2; SIGTERM / Ctrl-C: 143 / 130
 def main(argv: list[str] | None = None) -> None:
     args, common = parse_args(sys.argv[1:] if argv is None else argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ class TrainReranker(L.Callback):
     ``train.py`` process of its own, exactly ``python train.py --config CONFIG ARGS --data.data_dir
     <the model's> --trainer.default_root_dir <run>/reranker`` by hand: its own seed, run folder, W&B run
     and one-line errors. (A second LightningCLI in this process would share W&B's current run and the
-    run-folder hand-over of ``cli.py``.) A run that has a reranker already (resumed after it finished)
+    run-folder hand-over of ``cli/fit.py``.) A run that has a reranker already (resumed after it finished)
     keeps it; a run stopped by Ctrl-C or SIGTERM does not reach the end of ``fit`` and trains none.
 
     Args:

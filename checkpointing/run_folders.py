@@ -1,9 +1,23 @@
-"""Run folders (``<root>/version_<N>/``) and the checkpoints in them."""
+"""Run folders, ``<root>/version_<N>/``: claiming a new one, finding runs and their checkpoints, and
+whether a run's config may be read without being asked.
 
+A run folder holds ``config.yaml`` (the resolved config it was trained with), ``checkpoints/``,
+``samples/``, W&B's ``wandb/`` and, for a language model, the classifier trained with it in ``reranker/``.
+"""
+
+import atexit
+import os
 import re
 from pathlib import Path
 
+import yaml
+
+from checkpointing.loading import Kind
+
+RUNS = Path("runs")  # where the shipped configs put their runs, and where a bare predict.py looks
 RUN_DIR_ENV = "POKEMON_RUN_DIR"  # hands the chosen folder to DDP worker processes, which re-run the CLI
+RERANKER_FOLDER = "reranker"  # <run>/reranker/version_<N>/: the classifier callbacks.TrainReranker trains with a model
+WANDB_FOLDER = "wandb"  # W&B's files in a run folder (WandbLogger's save_dir is the run folder)
 
 
 def versions(root: Path) -> list[Path]:
@@ -20,12 +34,74 @@ def newest_checkpoint(root: Path, name: str) -> Path | None:
     return None
 
 
-RERANKER_FOLDER = "reranker"  # <run>/reranker/version_<N>/: the classifier callbacks.TrainReranker trains with a model
-
-
 def run_reranker(checkpoint: Path) -> Path | None:
     """The best.ckpt of the reranker trained with the run that holds ``checkpoint``
     (``<run>/checkpoints/*.ckpt``), or None."""
     if checkpoint.parent.name != "checkpoints":
         return None
     return newest_checkpoint(checkpoint.parent.parent / RERANKER_FOLDER, "best")
+
+
+def model_kind(class_path: str) -> Kind | None:
+    """``PixelLM`` or ``PokemonClassifier``: which of the project's models a config's ``model.class_path``
+    builds (None: another). The one test of "is this a PixelLM run or config" in the project; a
+    checkpoint file is told by its tensors instead (``checkpointing.loading.checkpoint_kind``)."""
+    name = str(class_path).rsplit(".", 1)[-1]
+    return name if name in ("PixelLM", "PokemonClassifier") else None
+
+
+def is_model_run(run: Path) -> bool:
+    """Whether ``run`` holds a trained PixelLM (not a classifier) and the config it was trained with."""
+    try:
+        config = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    model = config.get("model") if isinstance(config, dict) else None
+    return isinstance(model, dict) and model_kind(model.get("class_path", "")) == "PixelLM"
+
+
+def newest_model_run(root: Path = RUNS) -> Path | None:
+    """The run folder under ``root`` whose ``checkpoints/best.ckpt`` was written last, among PixelLM runs."""
+    found = [ckpt for ckpt in root.glob("**/version_*/checkpoints/best.ckpt") if is_model_run(ckpt.parent.parent)]
+    return max(found, key=lambda ckpt: ckpt.stat().st_mtime).parent.parent if found else None
+
+
+def is_inside(run: Path, roots: list[Path]) -> bool:
+    """Whether ``run`` lies under one of ``roots``, links resolved (a link in ``runs/`` to elsewhere is elsewhere)."""
+    run = run.resolve()
+    return any(run.is_relative_to(root.resolve()) for root in roots)
+
+
+def claim_next_version(root: Path) -> Path:
+    """Creates the next free ``version_<N>`` under ``root`` and returns it.
+
+    The folder is claimed by ``mkdir``, which only one process can win: two runs started at the same
+    moment get two folders instead of writing into one. If the run fails before it writes anything,
+    :func:`release_unused` removes the empty folder again (also at exit, as a last resort).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    runs = versions(root)
+    number = int(runs[-1].name.split("_")[1]) + 1 if runs else 0
+    while True:
+        run_dir = root / f"version_{number}"
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            number += 1
+            continue
+        atexit.register(release_unused, run_dir)
+        return run_dir
+
+
+def release_unused(run_dir: Path) -> None:
+    """Removes a run folder that is still empty (the run failed before writing anything)."""
+    try:
+        run_dir.rmdir()  # only ever removes an empty folder
+    except OSError:
+        pass
+
+
+def wandb_run_id(run_dir: Path) -> str | None:
+    """The id of the W&B run logged into ``run_dir``, read from W&B's ``latest-run`` link."""
+    latest = run_dir / WANDB_FOLDER / "latest-run"
+    return os.readlink(latest).rsplit("-", 1)[-1] if latest.is_symlink() else None

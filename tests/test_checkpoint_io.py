@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from checkpointing.io import AtomicCheckpointIO, CheckpointReadError
-from cli import RUN_DIR_ENV, PixelCLI
+from checkpointing.run_folders import RUN_DIR_ENV
+from cli.fit import FitCLI
 from conftest import TINY
 from files.atomic_write import WriteError
 from test_errors import assert_error
@@ -53,8 +54,8 @@ def test_truncated_checkpoint_is_one_line(tmp_path):
 
 def test_every_run_saves_through_it(tmp_path, small_data):
     try:
-        cli = PixelCLI("fit", args=["--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "runs"),
-                                    "--data.data_dir", str(small_data)])  # fmt: skip
+        cli = FitCLI(args=["--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "runs"),
+                           "--data.data_dir", str(small_data)])  # fmt: skip
     finally:
         os.environ.pop(RUN_DIR_ENV, None)  # the CLI hands its run folder to DDP workers through it
     assert isinstance(cli.trainer.strategy.checkpoint_io, AtomicCheckpointIO)

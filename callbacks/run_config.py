@@ -1,0 +1,26 @@
+"""Saves the run's resolved ``config.yaml`` when training starts."""
+
+from pathlib import Path
+
+from lightning import LightningModule, Trainer
+from lightning.pytorch.cli import SaveConfigCallback
+
+from files.atomic_write import atomic_write_bytes
+
+
+class RunConfig(SaveConfigCallback):
+    """Lightning's ``SaveConfigCallback``, writing ``config.yaml`` once training starts, and atomically.
+
+    The stock callback writes in ``setup``, before the checkpoint is restored: a resume that
+    Lightning then refuses would already have replaced the run's config, and a full disk would
+    leave half a file. Prediction writes no config at all.
+    """
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        pass  # see on_train_start
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        log_dir = trainer.log_dir  # asked on every rank: it broadcasts rank zero's answer
+        if trainer.is_global_zero and log_dir is not None:
+            text = self.parser.dump(self.config, skip_unset=False)
+            atomic_write_bytes(Path(log_dir) / self.config_filename, text.encode())
