@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
+import yaml
 from jsonargparse import Namespace
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -180,6 +181,15 @@ class RunConfig(SaveConfigCallback):
         if trainer.is_global_zero and log_dir is not None:
             text = self.parser.dump(self.config, skip_unset=False)
             atomic_write_bytes(Path(log_dir) / self.config_filename, text.encode())
+        if trainer.is_global_zero:
+            self.save_config(trainer, pl_module, "fit")
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Logs the whole resolved config (seed, trainer, callbacks, data, model) to the run's loggers,
+        beside the model's hyperparameters that Lightning logs: what ``config.yaml`` holds, under the same keys."""
+        config = yaml.safe_load(self.parser.dump(self.config, skip_unset=False))
+        for logger in trainer.loggers:
+            logger.log_hyperparams(config)
 
 
 def wandb_run_id(run_dir: Path) -> str | None:

@@ -1,8 +1,19 @@
+from callbacks.learning_rate import LearningRateMonitor
 from callbacks.prediction_writer import PredictionWriter
 from callbacks.quality import QualityMetrics
 from callbacks.random_state import RandomState
 from callbacks.sample_images import SampleImages
 from callbacks.stop_checkpoint import StopCheckpoint
 from callbacks.train_reranker import TrainReranker
+from callbacks.wandb_logger import WandbLogger
 
-__all__ = ["PredictionWriter", "QualityMetrics", "RandomState", "SampleImages", "StopCheckpoint", "TrainReranker"]
+__all__ = [
+    "LearningRateMonitor",
+    "PredictionWriter",
+    "QualityMetrics",
+    "RandomState",
+    "SampleImages",
+    "StopCheckpoint",
+    "TrainReranker",
+    "WandbLogger",
+]
