@@ -24,6 +24,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+import quiet_warnings
 from callbacks.train_reranker import RerankerError
 from checkpointing.io import AtomicCheckpointIO, CheckpointReadError
 from checkpointing import CheckpointError, load_checkpoint
@@ -237,6 +238,7 @@ class PixelCLI(LightningCLI):
 
     def __init__(self, stage: str = "fit", args: list[str] | None = None, **kwargs) -> None:
         self.stage = stage
+        quiet_warnings.install()  # no false alarms from the libraries; warnings about the user's input still show
         keep_freed_memory()
         kwargs["args"] = args
         kwargs.setdefault("save_config_callback", RunConfig)
@@ -300,6 +302,7 @@ class PixelCLI(LightningCLI):
             run_dir, config.ckpt_path = self._fit_run(root, config.ckpt_path)
             if config.ckpt_path is not None:  # weights-only and of the right kind, before Lightning reads it
                 load_checkpoint(config.ckpt_path, model_kind(config))
+                quiet_warnings.resuming_from(config.ckpt_path)  # its folder is not empty, and should not be
             config.trainer.default_root_dir = str(run_dir)
             self._place_run_files(config, run_dir)
         else:

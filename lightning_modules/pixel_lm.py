@@ -126,6 +126,8 @@ class PixelLM(L.LightningModule):
                 raise ValueError(f"model.image_width: {image_width} does not divide the {seq_len} pixels of an image")
             add_grid_positions(self.model, seq_len // image_width, image_width)
         self._compiled_forward = None
+        # One image's inputs: Lightning's model summary runs them to count FLOPs (without, it prints "Total FLOPs: 0").
+        self.example_input_array = torch.zeros(1, seq_len - 1, dtype=torch.long)
 
     @staticmethod
     def build_config(model_type: str, overrides: dict[str, Any] | None, vocab_size: int, seq_len: int):
@@ -147,13 +149,13 @@ class PixelLM(L.LightningModule):
         }
         return AutoConfig.for_model(model_type, **{**(overrides or {}), **fixed})
 
-    def configure_model(self) -> None:
-        # A compiled function, not a compiled module: checkpoint keys stay those of self.model.
-        if self.hparams.get("compile") and self._compiled_forward is None:
-            self._compiled_forward = torch.compile(self.model.forward)
-
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits for the token after each position."""
+        if self.hparams.get("compile") and self._compiled_forward is None and self.training:
+            # A compiled function, not a compiled module: checkpoint keys stay those of self.model. Compiled at
+            # the first training step: not in configure_model, which WeightAveraging reserves for sharding (and
+            # warns about), nor for the model summary's one-image forward.
+            self._compiled_forward = torch.compile(self.model.forward)
         forward = self._compiled_forward or self.model
         return forward(input_ids=tokens, use_cache=False).logits
 
