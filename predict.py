@@ -7,12 +7,16 @@ Writes ``submission.txt`` (``--output``) and a PNG grid of the completions besid
 
 from callbacks import PredictionWriter
 from cli import PixelCLI, reported_errors, stopped_by_signals
+from generation.progress import showing_progress
 
 
 def main(args: list[str] | None = None) -> None:
     cli = PixelCLI("predict", args=args)
     cli.trainer.callbacks.append(PredictionWriter(cli.config.output))
-    cli.trainer.predict(cli.model, datamodule=cli.datamodule, ckpt_path=cli.checkpoint_file, return_predictions=False)
+    with showing_progress():  # a bar per generated pixel, with the time left (on a terminal)
+        cli.trainer.predict(
+            cli.model, datamodule=cli.datamodule, ckpt_path=cli.checkpoint_file, return_predictions=False
+        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from lightning_modules import causal_chunks
 from generation.decoding import Decoding
 from lightning_modules.grid_positions import add_grid_positions
 from generation.kv_cache import FilledInPlaceCache
+from generation.progress import pixel_progress
 from datamodules.negatives import fit_bigram
 from lightning_modules.optimizers import MuonAdamW, muon_parameters
 
@@ -217,6 +218,8 @@ class PixelLM(L.LightningModule):
                     max_new_tokens=self.hparams.seq_len - prefixes.shape[1],
                     min_new_tokens=self.hparams.seq_len - prefixes.shape[1],
                     cache=self._new_cache(),
+                    # predict.py's bar over the generated pixels (None elsewhere)
+                    streamer=pixel_progress(self.hparams.seq_len - prefixes.shape[1], len(prefixes), decoding.best_of),
                     **decoding.generate_kwargs(),
                 )
             if decoding.best_of == 1:
