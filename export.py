@@ -8,6 +8,7 @@ with the weights the checkpoint holds (the EMA average, for configs that average
 with no config and read only its JSON and safetensors.
 """
 
+from callbacks.wandb_artifact import log_artifact
 from checkpointing import CheckpointError, load_weights
 from checkpointing.exported import export_pixel_lm
 from cli import PixelCLI, reported_errors
@@ -34,6 +35,8 @@ def main(args: list[str] | None = None) -> None:
         load_weights(cli.model, cli.checkpoint_file)
     out = export_pixel_lm(cli.model, cli.datamodule.palette, cli.config.out, cli.config.overwrite)
     print(f"Exported {cli.config.ckpt_path} to {out}/ (predict with: python predict.py --ckpt_path {out})")
+    if cli.config.wandb_artifact:
+        log_artifact([out], "model", cli.config.ckpt_path)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@ config's ``decoding`` (override with ``--model.init_args.decoding.do_sample=true
 Writes ``submission.txt`` (``--output``) and a PNG grid of the completions beside it.
 """
 
+from pathlib import Path
+
 from callbacks import PredictionWriter
+from callbacks.wandb_artifact import log_artifact
 from cli import PixelCLI, reported_errors, stopped_by_signals
 from generation.progress import showing_progress
 
@@ -17,6 +20,9 @@ def main(args: list[str] | None = None) -> None:
         cli.trainer.predict(
             cli.model, datamodule=cli.datamodule, ckpt_path=cli.checkpoint_file, return_predictions=False
         )
+    if cli.config.wandb_artifact:
+        kind = "submission" if cli.config.split == "test" else f"{cli.config.split}-completions"
+        log_artifact([Path(cli.config.output), Path(cli.config.output).with_suffix(".png")], kind, cli.config.ckpt_path)
 
 
 if __name__ == "__main__":
