@@ -11,6 +11,7 @@ and ``evaluate.py`` take it with no config and read only its JSON and safetensor
 (:mod:`checkpointing.exported`).
 """
 
+from callbacks.wandb_artifact import log_artifact
 from checkpointing import CheckpointError, load_checkpoint
 from checkpointing.exported import export_pixel_lm, read_export, training_record
 from checkpointing.loading import load_weights_from
@@ -46,6 +47,8 @@ def main(args: list[str] | None = None) -> None:
         training = read_export(cli.config.ckpt_path).training
     out = export_pixel_lm(cli.model, cli.datamodule.palette, cli.config.out, cli.config.overwrite, training)
     print(f"Exported {cli.config.ckpt_path} to {out}/ (predict with: python predict.py --ckpt_path {out})")
+    if cli.config.wandb_artifact:
+        log_artifact([out], "model", cli.config.ckpt_path)
 
 
 if __name__ == "__main__":

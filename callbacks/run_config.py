@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import yaml
 from lightning import LightningModule, Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 
@@ -24,3 +25,12 @@ class RunConfig(SaveConfigCallback):
         if trainer.is_global_zero and log_dir is not None:
             text = self.parser.dump(self.config, skip_unset=False)
             atomic_write_bytes(Path(log_dir) / self.config_filename, text.encode())
+        if trainer.is_global_zero:
+            self.save_config(trainer, pl_module, "fit")
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """Logs the whole resolved config (seed, trainer, callbacks, data, model) to the run's loggers,
+        beside the model's hyperparameters that Lightning logs: what ``config.yaml`` holds, under the same keys."""
+        config = yaml.safe_load(self.parser.dump(self.config, skip_unset=False))
+        for logger in trainer.loggers:
+            logger.log_hyperparams(config)

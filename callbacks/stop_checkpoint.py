@@ -72,7 +72,9 @@ class StopCheckpoint(Checkpoint):
         trained = self._first_step is not None and trainer.global_step > self._first_step
         if not trained or isinstance(exception, (NonFiniteLossError, WriteError)):
             return
-        trainer.save_checkpoint(self.ckpt_path)  # atomic (checkpointing.io), keeps the old file if it fails
+        # Atomic (checkpointing.io): keeps the old file if it fails. weights_only=False is Lightning's default,
+        # said here so it does not print that it chose it.
+        trainer.save_checkpoint(self.ckpt_path, weights_only=False)
         rank_zero_info(
             f"Stopped at step {trainer.global_step} ({type(exception).__name__}); saved {self.ckpt_path}. "
             "Continue with the same command plus --ckpt_path last"

@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
+from callbacks.wandb_logger import reranker_environment
 from checkpointing.run_folders import RERANKER_FOLDER, RUN_DIR_ENV, newest_checkpoint
 
 TRAIN_SCRIPT = Path(__file__).resolve().parent.parent / "train.py"
@@ -51,6 +52,7 @@ class TrainReranker(L.Callback):
         command += [*data_arguments(trainer.datamodule), "--trainer.default_root_dir", str(folder)]
         rank_zero_info(f"Training the reranker: {' '.join(command[1:])}")
         env = {name: value for name, value in os.environ.items() if name != RUN_DIR_ENV}  # a run folder of its own
+        env.update(reranker_environment(trainer))  # its W&B run joins the model's group, as job type "reranker"
         finished = subprocess.run(command, env=env, check=False)
         if finished.returncode:
             raise RerankerError(f"reranker: {' '.join(command[1:])} failed (exit status {finished.returncode})")

@@ -17,6 +17,7 @@ from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from checkpointing.moved_run import follow_moved_run
 from files.atomic_write import atomic_write_bytes
 
 
@@ -47,7 +48,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path: _PATH, *args: Any, **kwargs: Any) -> dict[str, Any]:
         try:
-            return super().load_checkpoint(path, *args, **kwargs)
+            checkpoint = super().load_checkpoint(path, *args, **kwargs)
         except FileNotFoundError:
             raise
         except Exception as error:  # torch's own: "PytorchStreamReader failed reading zip archive", a bad seek, ...
@@ -55,6 +56,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 raise
             reason = (str(error).splitlines() or [""])[0].split(". ")[0] or type(error).__name__
             raise CheckpointReadError(f"{path}: not a readable checkpoint, truncated or damaged ({reason})") from None
+        local = isinstance(get_filesystem(path), LocalFileSystem)
+        return follow_moved_run(checkpoint, LocalFileSystem._strip_protocol(str(path))) if local else checkpoint
 
 
 def cut_short(path: _PATH) -> bool:

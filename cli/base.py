@@ -9,6 +9,7 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from checkpointing.io import AtomicCheckpointIO
 from cli.config_files import with_config_files
 from cli.errors import ConfigError
+from cli import quiet_warnings
 from cli.freed_memory import keep_freed_memory
 from datamodules import PokemonDataModule
 from lightning_modules import PixelLM, PokemonClassifier  # noqa: F401 (short class names in configs: --model PixelLM)
@@ -39,6 +40,7 @@ class PixelCLI(LightningCLI):
     ckpt_help = ""
 
     def __init__(self, args: list[str] | None = None, **kwargs) -> None:
+        quiet_warnings.install()  # no false alarms from the libraries; warnings about the user's input still show
         keep_freed_memory()
         # A config error raises instead of printing the 100-line usage; cli.errors shortens it to one line.
         kwargs.setdefault("parser_kwargs", {"exit_on_error": False})

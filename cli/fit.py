@@ -19,6 +19,7 @@ from checkpointing.run_folders import (
     release_unused,
     wandb_run_id,
 )
+from cli import quiet_warnings
 from cli.base import PixelCLI
 from cli.errors import Stopped
 from cli.resume import check_resume
@@ -59,6 +60,7 @@ class FitCLI(PixelCLI):
         self.run_dir, config.ckpt_path = self._fit_run(root, config.ckpt_path)
         if config.ckpt_path is not None:  # weights-only and of the right kind, before Lightning reads it
             load_checkpoint(config.ckpt_path, model_kind(config.model.class_path))
+            quiet_warnings.resuming_from(config.ckpt_path)  # its folder is not empty, and should not be
         config.trainer.default_root_dir = str(self.run_dir)
         place_run_files(config, self.run_dir)
 

@@ -85,6 +85,13 @@ class PredictCLI(PixelCLI):
             "best.ckpt), that keeps the best of model.init_args.decoding.best_of samples per prefix "
             "(default: the model's own likelihood decides).",
         )
+        parser.add_argument(
+            "--wandb_artifact",
+            type=bool,
+            default=False,
+            help="Also log what is written (the submission and its PNG; export.py: the folder) as a W&B artifact, "
+            "in the project and group of the model's run; offline without a W&B login (upload: wandb sync).",
+        )
 
     def before_instantiate_classes(self) -> None:
         config = self.config

@@ -9,6 +9,7 @@ from transformers import PreTrainedModel
 
 from generation.decoding import Decoding
 from generation.kv_cache import FilledInPlaceCache
+from generation.progress import pixel_progress
 
 
 @torch.inference_mode()
@@ -28,6 +29,8 @@ def complete(model: PreTrainedModel, prefixes: torch.Tensor, length: int, decodi
             max_new_tokens=length - prefixes.shape[1],
             min_new_tokens=length - prefixes.shape[1],
             cache=new_cache(model, length),
+            # predict.py's bar over the generated pixels (None elsewhere)
+            streamer=pixel_progress(length - prefixes.shape[1], len(prefixes), decoding.best_of),
             **decoding.generate_kwargs(),
         )
 

@@ -80,6 +80,8 @@ class PokemonClassifier(L.LightningModule):
             nn.Flatten(), nn.Linear(large * side, feature_dim), nn.ReLU(inplace=True),
         )  # fmt: skip
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, 1))
+        # One image: Lightning's model summary runs it to count FLOPs (without, it prints "Total FLOPs: 0").
+        self.example_input_array = torch.zeros(1, 3, self.height, self.width, dtype=torch.uint8)
 
     # --- scoring -------------------------------------------------------------------------------
 

@@ -102,6 +102,8 @@ class PixelLM(L.LightningModule):
             model_type, model_config, vocab_size, seq_len, attention_chunks, grid_positions, image_width
         )
         self._compiled_forward = None
+        # One image's inputs: Lightning's model summary runs them to count FLOPs (without, it prints "Total FLOPs: 0").
+        self.example_input_array = torch.zeros(1, seq_len - 1, dtype=torch.long)
 
     def setup(self, stage: str) -> None:
         # The data module's palette and training images, unless the caller gave them (use_palette, use_training_images).
@@ -111,13 +113,13 @@ class PixelLM(L.LightningModule):
         if self.bigram is None and getattr(data, "splits", {}).get("train") is not None:
             self.use_training_images(data.splits["train"])
 
-    def configure_model(self) -> None:
-        # A compiled function, not a compiled module: checkpoint keys stay those of self.model.
-        if self.hparams.get("compile") and self._compiled_forward is None:
-            self._compiled_forward = torch.compile(self.model.forward)
-
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits for the token after each position."""
+        if self.hparams.get("compile") and self._compiled_forward is None and self.training:
+            # A compiled function, not a compiled module: checkpoint keys stay those of self.model. Compiled at
+            # the first training step: not in configure_model, which WeightAveraging reserves for sharding (and
+            # warns about), nor for the model summary's one-image forward.
+            self._compiled_forward = torch.compile(self.model.forward)
         forward = self._compiled_forward or self.model
         return forward(input_ids=tokens, use_cache=False).logits
 
