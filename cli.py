@@ -23,6 +23,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveCon
 from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from callbacks.time_budget import TimeBudgetError
 from callbacks.train_reranker import RerankerError
 from checkpointing.io import AtomicCheckpointIO, CheckpointReadError
 from checkpointing import CheckpointError, load_checkpoint
@@ -437,6 +438,7 @@ class ConfigError(ValueError):
 USER_ERRORS = (
     PixelFormatError,
     RerankerError,
+    TimeBudgetError,
     FileNotFoundError,
     ConfigError,
     CheckpointError,

@@ -4,6 +4,7 @@ from callbacks.quality import QualityMetrics
 from callbacks.random_state import RandomState
 from callbacks.sample_images import SampleImages
 from callbacks.stop_checkpoint import StopCheckpoint
+from callbacks.time_budget import TimeBudget
 from callbacks.train_reranker import TrainReranker
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     "RandomState",
     "SampleImages",
     "StopCheckpoint",
+    "TimeBudget",
     "TrainReranker",
 ]
