@@ -1,6 +1,8 @@
 """A time budget (``trainer.max_time`` with callbacks.TimeBudget) turned into a fixed step count: the run ends
-within it, says what it ran, and the same step count and seed repeat it without timing anything."""
+within it, says what it ran, and the same step count and seed repeat it without timing anything; and
+bench/budget.py, which trains a config to each budget and scores it."""
 
+import json
 import time
 from pathlib import Path
 
@@ -149,3 +151,24 @@ def test_a_budget_spent_before_the_timing_ends_stops_at_once_and_says_so(tmp_pat
     assert record["steps_run"] == last_checkpoint(run)["global_step"] == 1  # the time cap stopped the first step
     assert record["stopped_by"].startswith("the time cap") and record["max_steps"] is None
     assert record["reproduce"].startswith("none")
+
+
+@pytest.mark.slow  # a training under a budget, then Inception features
+def test_budget_bench_trains_each_budget_and_scores_it(tmp_path, small_data, classifier_ckpt):
+    config = tiny_config(tmp_path, {"calibration_steps": 5, "margin": 0.3}, logger=True)
+    report, out = tmp_path / "budget.json", tmp_path / "out"
+    result = run_script(
+        "bench/budget.py", "--config", str(config), "--budgets", "0.5", "--threads", "1", "--judge", str(classifier_ckpt),
+        "--decodings", "sampled", "--seeds", "0", "1", "--data_dir", str(small_data), "--out", str(out), "--json", str(report),
+    )  # fmt: skip
+    from bench.speed import cpu_name
+
+    assert f"CPU: {cpu_name()}, " in result.stdout
+    row = json.loads(report.read_text())[-1]
+    assert (row["run"], row["budget_min"], row["threads"], row["decoding"]) == ("tiny_budget_0.5min_1t", 0.5, 1, "sampled")
+    run = out / "tiny_budget_0.5min_1t" / "version_0"
+    record = yaml.safe_load((run / "time_budget.yaml").read_text())
+    assert row["steps_run"] == row["max_steps"] == record["max_steps"] and record["budget_s"] == 30
+    assert row["checkpoint"] == str(run / "checkpoints" / "best.ckpt") and row["seeds"] == [0, 1]
+    assert row["wall_s"] > 0 and row["within_budget"] == (row["wall_s"] <= 30) and 0 <= row["pdr"]["runs"] <= 1
+    assert next(line for line in result.stdout.splitlines() if line.startswith("| tiny_budget_0.5min_1t |"))
