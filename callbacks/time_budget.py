@@ -182,7 +182,7 @@ class TimeBudget(L.Callback):
         elif timer is not None and timer.time_remaining() is not None and timer.time_remaining() <= 0:
             stopped_by = "the time cap (trainer.max_time): the machine was slower than timed"
         ended = {"steps_run": trainer.global_step, "train_end_s": process_seconds(), "stopped_by": stopped_by}
-        self._write_record(trainer, {**record, **ended})
+        self._write_record(trainer.log_dir, {**record, **ended})  # log_dir asked on every rank: it broadcasts
 
     def state_dict(self) -> dict[str, Any]:
         return {"plan": self.plan}
@@ -232,8 +232,9 @@ class TimeBudget(L.Callback):
             plan["ema_decay"] = max(0.0, 1 - 1 / (self.ema_share * plan["max_steps"]))
         self.plan = plan
         self._apply(trainer, plan)
-        self._save_config(trainer, plan["max_steps"])
-        self._write_record(trainer, plan)
+        log_dir = trainer.log_dir  # asked on every rank: it broadcasts rank zero's answer
+        self._save_config(trainer, log_dir, plan["max_steps"])
+        self._write_record(log_dir, plan)
         timing = f"{plan['seconds_per_step']:.3f} s/step and {plan['validation_s']:.1f} s/validation: " if self._budget else ""
         rank_zero_info(
             f"TimeBudget: {timing}{plan['max_steps']} steps ({plan['max_steps'] / per_epoch:.1f} epochs)"
@@ -284,22 +285,22 @@ class TimeBudget(L.Callback):
 
     # ------------------------------------------------------------------------------------- records
     @rank_zero_only
-    def _save_config(self, trainer: L.Trainer, steps: int) -> None:
+    def _save_config(self, trainer: L.Trainer, log_dir: str | None, steps: int) -> None:
         """Writes the step count into the run's ``config.yaml``: that config alone repeats the run."""
         for callback in trainer.callbacks:
-            if isinstance(callback, SaveConfigCallback) and trainer.log_dir is not None:
+            if isinstance(callback, SaveConfigCallback) and log_dir is not None:
                 callback.config.trainer.max_steps = steps
-                path = Path(trainer.log_dir) / callback.config_filename
+                path = Path(log_dir) / callback.config_filename
                 if path.is_file():  # written already at the start of training; else it will be, with the count
                     atomic_write_bytes(path, callback.parser.dump(callback.config, skip_unset=False).encode())
 
     @staticmethod
     @rank_zero_only
-    def _write_record(trainer: L.Trainer, plan: dict[str, Any]) -> None:
+    def _write_record(log_dir: str | None, plan: dict[str, Any]) -> None:
         """``time_budget.yaml``: the step count, what it was made from, and how the run ended."""
         import yaml
 
-        if trainer.log_dir is None:
+        if log_dir is None:
             return
         timings = lambda key: key.endswith("_s") or key == "seconds_per_step"  # noqa: E731 (the rest exactly)
         record = {key: round(value, 4) if timings(key) else value for key, value in plan.items()}
@@ -309,7 +310,7 @@ class TimeBudget(L.Callback):
             f"the same command with --trainer.max_steps={steps}" if steps is not None
             else "none: the time cap stopped the run before its step count was set"
         )  # fmt: skip
-        atomic_write_bytes(Path(trainer.log_dir) / RECORD, yaml.safe_dump(record, sort_keys=False).encode())
+        atomic_write_bytes(Path(log_dir) / RECORD, yaml.safe_dump(record, sort_keys=False).encode())
 
 
 def validation_count(steps: float, per_epoch: int, every: int) -> int:
