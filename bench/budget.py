@@ -35,10 +35,10 @@ from bench.quality import DECODINGS, RERANKED, decoding_plan, judge_name, print_
 from bench.quality import score as score_decoding  # noqa: E402
 from bench.speed import cpu_name  # noqa: E402
 from callbacks.time_budget import max_time_string  # noqa: E402
-from checkpointing import CheckpointError, load_pixel_lm  # noqa: E402
+from checkpointing import CheckpointError, load_classifier, load_pixel_lm  # noqa: E402
 from checkpointing.run_folders import newest_checkpoint, run_reranker  # noqa: E402
 from datamodules import PokemonDataModule  # noqa: E402
-from evaluation.scoring import QualityJudge, classifier_scorer, load_classifier  # noqa: E402
+from evaluation.scoring import QualityJudge, classifier_scorer  # noqa: E402
 
 WALL = "bench_wall.json"  # beside the run folders: the measured wall time, for --reuse
 
@@ -47,14 +47,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="quick", help="config with a callbacks.TimeBudget (default: quick)")
     parser.add_argument("--budgets", type=float, nargs="+", required=True, help="budgets in minutes, e.g. 2 5 10 20")
-    parser.add_argument("--threads", type=int, nargs="+", default=[2, 1], help="thread (and core) counts (default: 2 1)")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[2, 1], help="thread (and core) counts (default: 2 1)"
+    )
     parser.add_argument("--judge", nargs="+", required=True, help="classifier checkpoints: one PDR column each")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds (default: 0 1 2)")
-    parser.add_argument("--decodings", nargs="+", default=["best_of"], help="bench/quality.py's decodings (default: best_of)")
-    parser.add_argument("--best_of", type=int, default=16, help="samples per prefix for best_of (default 16, as the configs)")
+    parser.add_argument(
+        "--decodings", nargs="+", default=["best_of"], help="bench/quality.py's decodings (default: best_of)"
+    )
+    parser.add_argument(
+        "--best_of", type=int, default=16, help="samples per prefix for best_of (default 16, as the configs)"
+    )
     parser.add_argument("--data_dir", default=None, help="data folder (default: the shipped course split)")
-    parser.add_argument("--train_args", type=shlex.split, default=[], help='more train.py arguments for every run, one string: "--trainer.logger=false"')
-    parser.add_argument("--out", type=Path, default=Path("runs/budget"), help="where the runs go (default: runs/budget)")
+    parser.add_argument(
+        "--train_args",
+        type=shlex.split,
+        default=[],
+        help='more train.py arguments for every run, one string: "--trainer.logger=false"',
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/budget"), help="where the runs go (default: runs/budget)"
+    )
     parser.add_argument("--reuse", action="store_true", help="score the runs already under --out; train none")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
@@ -63,7 +76,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if any(value <= 0 for value in values):
             parser.error(f"{name}: must be greater than 0, got {values}")
     if max(args.threads) > len(os.sched_getaffinity(0)):
-        parser.error(f"--threads: {max(args.threads)} is more than the {len(os.sched_getaffinity(0))} cores this process may use")
+        parser.error(
+            f"--threads: {max(args.threads)} is more than the {len(os.sched_getaffinity(0))} cores this process may use"
+        )
+    if missing := [path for path in args.judge if not Path(path).is_file()]:  # before minutes of training
+        parser.error(
+            f"--judge: {', '.join(missing)} does not exist (train one: python train.py --config configs/judge.yaml)"
+        )
     if unknown := set(args.decodings) - set(DECODINGS):
         parser.error(f"--decodings: unknown {sorted(unknown)}; choose from {', '.join(DECODINGS)}")
     return args
@@ -85,7 +104,11 @@ def train(args: argparse.Namespace, budget: float, threads: int) -> float:
     cores = sorted(os.sched_getaffinity(0))[:threads]  # taskset -c 0 for one thread
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     env.pop("POKEMON_RUN_DIR", None)  # a variable left over from another run would redirect this one
-    print(f"{run_name(args.config, budget, threads)}: {' '.join(command[1:])} (cores {cores})", file=sys.stderr, flush=True)
+    print(
+        f"{run_name(args.config, budget, threads)}: {' '.join(command[1:])} (cores {cores})",
+        file=sys.stderr,
+        flush=True,
+    )
     root.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with (root / "train.log").open("w") as log:
@@ -99,8 +122,16 @@ def train(args: argparse.Namespace, budget: float, threads: int) -> float:
     (root / WALL).write_text(json.dumps({"wall_s": wall}) + "\n")
     checkpoint = newest_checkpoint(root, "best")
     record = run_record(checkpoint) if checkpoint else {}
-    steps = f"{record.get('steps_run')} steps of {record.get('max_steps')} planned ({record.get('stopped_by')}), " if record else ""
-    print(f"{run_name(args.config, budget, threads)}: {steps}{wall / 60:.2f} min of {budget:g}", file=sys.stderr, flush=True)
+    steps = (
+        f"{record.get('steps_run')} steps of {record.get('max_steps')} planned ({record.get('stopped_by')}), "
+        if record
+        else ""
+    )
+    print(
+        f"{run_name(args.config, budget, threads)}: {steps}{wall / 60:.2f} min of {budget:g}",
+        file=sys.stderr,
+        flush=True,
+    )
     return wall
 
 
@@ -134,7 +165,9 @@ def score(args: argparse.Namespace, combos: list[tuple[float, int]], walls: dict
     data = PokemonDataModule(data_dir=args.data_dir)
     data.setup("validate")
     classifiers = {judge_name(path): load_classifier(path) for path in args.judge}
-    judge = QualityJudge(data.splits["dev"], data.palette, data.splits["train"], data.prefix_len, next(iter(classifiers.values())))
+    judge = QualityJudge(
+        data.splits["dev"], data.palette, data.splits["train"], data.prefix_len, next(iter(classifiers.values()))
+    )
     cpu = f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores"
     print(f"CPU: {cpu}; config {args.config}; the scoring used every core, the training the cores of its row")
     rows = reference_rows(judge, classifiers)
@@ -157,8 +190,9 @@ def score(args: argparse.Namespace, combos: list[tuple[float, int]], walls: dict
             model.reranker = reranker if kind in RERANKED else None
             seeds = [score_decoding(model, judge, classifiers, data, decoding, kind)[0] for decoding in per_seed]
             rows.append({
-                "run": f"{run_name(args.config, budget, threads)}", "train_min": round(walls[budget, threads] / 60, 2),
-                "decoding": label, **summarise(seeds), "seeds": [d.seed for d in per_seed] if kind != "greedy" else None,
+                "run": run_name(args.config, budget, threads), "train_min": round(walls[budget, threads] / 60, 2),
+                "decoding": label, **summarise(seeds),
+                "seeds": [decoding.seed for decoding in per_seed] if kind != "greedy" else None,
                 "per_seed": seeds, "sampling": sampling if kind != "greedy" else None, "checkpoint": str(checkpoint),
                 "features": judge.descriptions["fid"], "reranker": reranker_path if kind in RERANKED else None,
                 "config": args.config, "budget_min": budget, "threads": threads, "cpu": cpu,
@@ -174,6 +208,7 @@ def score(args: argparse.Namespace, combos: list[tuple[float, int]], walls: dict
 if __name__ == "__main__":
     try:
         main()
-    except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as error:  # a failed run, a bad judge: one line
+    except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as error:
+        # a failed run, a bad judge or run folder: one line, as the other entry points
         print(f"budget.py: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -18,7 +18,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.optim.swa_utils import get_ema_avg_fn
 
 from callbacks.train_reranker import TrainReranker
-from datamodules.pixel_files import atomic_write_bytes
+from files.atomic_write import atomic_write_bytes
 
 RECORD = "time_budget.yaml"  # beside the run's config.yaml
 BUDGET_KEYS = ("budget_s", "started_training_s", "reranker_s", "time_cap_s", "reranker_max_time")
@@ -91,7 +91,9 @@ class TimeBudget(L.Callback):
         ema_share: float | None = None,
     ) -> None:
         if calibration_steps < 3:
-            raise ValueError(f"TimeBudget.calibration_steps: must be 3 or more (the first step is not timed), got {calibration_steps}")
+            raise ValueError(
+                f"TimeBudget.calibration_steps: must be 3 or more (the first is not timed), got {calibration_steps}"
+            )
         if not 0 <= reranker_share < 1 or not 0 <= margin < 1 or reranker_share + margin >= 1:
             raise ValueError(
                 f"TimeBudget: reranker_share ({reranker_share}) and margin ({margin}) must be shares in [0, 1) "
@@ -147,7 +149,9 @@ class TimeBudget(L.Callback):
         if self._apply_at == 0 or trainer.global_step >= self._apply_at:
             self._decide(trainer, pl_module)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         step = trainer.global_step
         if self.plan is None and self._apply_at != math.inf:
             if self._timed_from is None:  # the clock starts after the first step, which warms up
@@ -214,7 +218,10 @@ class TimeBudget(L.Callback):
                 if isinstance(callback, TrainReranker):  # the last --trainer.max_time on its command line wins
                     # Its own TimeBudget fits the classifier's steps, start-up included, into its share, and
                     # validates its last step, so a short share still ends with a best.ckpt.
-                    budget = [f"--trainer.max_time={split['reranker_max_time']}", "--trainer.callbacks+=callbacks.TimeBudget"]
+                    budget = [
+                        f"--trainer.max_time={split['reranker_max_time']}",
+                        "--trainer.callbacks+=callbacks.TimeBudget",
+                    ]
                     callback.args = [*callback.args, *budget]
 
     def _decide(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -235,7 +242,11 @@ class TimeBudget(L.Callback):
         log_dir = trainer.log_dir  # asked on every rank: it broadcasts rank zero's answer
         self._save_config(trainer, log_dir, plan["max_steps"])
         self._write_record(log_dir, plan)
-        timing = f"{plan['seconds_per_step']:.3f} s/step and {plan['validation_s']:.1f} s/validation: " if self._budget else ""
+        timing = (
+            f"{plan['seconds_per_step']:.3f} s/step and {plan['validation_s']:.1f} s/validation: "
+            if self._budget
+            else ""
+        )
         rank_zero_info(
             f"TimeBudget: {timing}{plan['max_steps']} steps ({plan['max_steps'] / per_epoch:.1f} epochs)"
             + (f" in the {plan['budget_s']:.0f} s budget" if self._budget else "")
@@ -361,5 +372,7 @@ def _schedule_keywords(trainer: L.Trainer) -> list[dict]:
     found = []
     for config in trainer.lr_scheduler_configs:
         if isinstance(config.scheduler, LambdaLR):
-            found += [fn.keywords for fn in config.scheduler.lr_lambdas if isinstance(getattr(fn, "keywords", None), dict)]
+            found += [
+                fn.keywords for fn in config.scheduler.lr_lambdas if isinstance(getattr(fn, "keywords", None), dict)
+            ]
     return found
