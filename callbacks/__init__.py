@@ -5,6 +5,7 @@ from callbacks.quality import QualityMetrics
 from callbacks.random_state import RandomState
 from callbacks.sample_images import SampleImages
 from callbacks.stop_checkpoint import StopCheckpoint
+from callbacks.time_budget import TimeBudget
 from callbacks.train_reranker import TrainReranker
 from callbacks.wandb_logger import WandbLogger
 
@@ -16,6 +17,7 @@ __all__ = [
     "RandomState",
     "SampleImages",
     "StopCheckpoint",
+    "TimeBudget",
     "TrainReranker",
     "WandbLogger",
 ]

@@ -40,6 +40,7 @@ class Stopped(SystemExit):
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that are the user's to fix, imported only when an error is to be judged: a light
     entry point (``bench/report.py``) does not load torch just to report a bad file."""
+    from callbacks.time_budget import TimeBudgetError
     from callbacks.train_reranker import RerankerError
     from checkpointing.checkpoint_check import CheckpointMismatchError
     from checkpointing.io import CheckpointReadError
@@ -47,6 +48,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from datamodules.pixel_files import PixelFormatError
     from evaluation.inception import FeaturesUnavailable
     from files.atomic_write import WriteError
+    from generation.decoding import DecodingError
     from lightning_modules.pixel_lm import NonFiniteLossError
 
     return (
@@ -60,6 +62,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
         RerankerError,
         WriteError,
         FeaturesUnavailable,
+        DecodingError,
+        TimeBudgetError,
     )
 
 

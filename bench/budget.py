@@ -1,0 +1,214 @@
+"""What N minutes buy: a config trained to each time budget at each thread count, then scored on dev.
+
+    python bench/budget.py --config quick --budgets 2 5 10 20 --threads 2 1 \\
+        --judge runs/classifier/version_0/checkpoints/best.ckpt runs/judge/version_0/checkpoints/best.ckpt \\
+        [--seeds 0 1 2] [--decodings best_of] [--best_of 16] [--out runs/budget] [--json budget.json]
+
+For each budget (minutes) and each ``--threads`` count it runs ``train.py --config CONFIG
+--trainer.max_time=<budget>`` (the whole command: the config's ``callbacks.TimeBudget`` turns the
+budget into a step count, and the reranker trains within it) as a process of its own, pinned to that
+many cores with that many threads (``--threads 1``: one core, ``OMP_NUM_THREADS=1``, as ``taskset -c 0``:
+a machine half as fast as two), into ``<out>/<config>_<budget>min_<threads>t/``. The runs train one after
+another, so none waits on another, and the scoring (all cores) comes after the last.
+
+Each run is then scored as ``bench/quality.py`` scores one: dev bits/pixel, Inception FID, and PDR by
+each ``--judge``, for each ``--decodings`` decoding (default ``best_of``: ``--best_of`` samples kept by
+the run's own reranker, as ``predict.py`` does with the shipped configs), mean and [lowest, highest]
+over ``--seeds``. The table (and ``--json``, a list of rows like ``bench/quality.py``'s with the budget,
+threads, wall time and the run's planned and run steps added) names the CPU. ``--reuse`` scores the runs
+already under ``--out`` instead of training them again.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.quality import DECODINGS, RERANKED, decoding_plan, judge_name, print_row, reference_rows, summarise  # noqa: E402
+from bench.quality import score as score_decoding  # noqa: E402
+from bench.speed import cpu_name  # noqa: E402
+from callbacks.time_budget import max_time_string  # noqa: E402
+from checkpointing import CheckpointError, load_classifier, load_pixel_lm  # noqa: E402
+from checkpointing.run_folders import newest_checkpoint, run_reranker  # noqa: E402
+from datamodules import PokemonDataModule  # noqa: E402
+from evaluation.scoring import QualityJudge, classifier_scorer  # noqa: E402
+
+WALL = "bench_wall.json"  # beside the run folders: the measured wall time, for --reuse
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="quick", help="config with a callbacks.TimeBudget (default: quick)")
+    parser.add_argument("--budgets", type=float, nargs="+", required=True, help="budgets in minutes, e.g. 2 5 10 20")
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=[2, 1], help="thread (and core) counts (default: 2 1)"
+    )
+    parser.add_argument("--judge", nargs="+", required=True, help="classifier checkpoints: one PDR column each")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds (default: 0 1 2)")
+    parser.add_argument(
+        "--decodings", nargs="+", default=["best_of"], help="bench/quality.py's decodings (default: best_of)"
+    )
+    parser.add_argument(
+        "--best_of", type=int, default=16, help="samples per prefix for best_of (default 16, as the configs)"
+    )
+    parser.add_argument("--data_dir", default=None, help="data folder (default: the shipped course split)")
+    parser.add_argument(
+        "--train_args",
+        type=shlex.split,
+        default=[],
+        help='more train.py arguments for every run, one string: "--trainer.logger=false"',
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/budget"), help="where the runs go (default: runs/budget)"
+    )
+    parser.add_argument("--reuse", action="store_true", help="score the runs already under --out; train none")
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args(argv)
+
+    for name, values in (("--budgets", args.budgets), ("--threads", args.threads)):
+        if any(value <= 0 for value in values):
+            parser.error(f"{name}: must be greater than 0, got {values}")
+    if max(args.threads) > len(os.sched_getaffinity(0)):
+        parser.error(
+            f"--threads: {max(args.threads)} is more than the {len(os.sched_getaffinity(0))} cores this process may use"
+        )
+    if missing := [path for path in args.judge if not Path(path).is_file()]:  # before minutes of training
+        parser.error(
+            f"--judge: {', '.join(missing)} does not exist (train one: python train.py --config configs/judge.yaml)"
+        )
+    if unknown := set(args.decodings) - set(DECODINGS):
+        parser.error(f"--decodings: unknown {sorted(unknown)}; choose from {', '.join(DECODINGS)}")
+    return args
+
+
+def run_name(config: str, budget: float, threads: int) -> str:
+    """``quick_5min_1t``: the run folder of one budget and thread count."""
+    return f"{Path(config).stem}_{budget:g}min_{threads}t"
+
+
+def train(args: argparse.Namespace, budget: float, threads: int) -> float:
+    """Trains one run as a process limited to ``threads`` cores and threads; its wall time in seconds."""
+    root = args.out / run_name(args.config, budget, threads)
+    command = [
+        sys.executable, "train.py", "--config", args.config, f"--trainer.max_time={max_time_string(budget * 60)}",
+        "--trainer.default_root_dir", str(root), *(["--data.data_dir", args.data_dir] if args.data_dir else []),
+        *args.train_args,
+    ]  # fmt: skip
+    cores = sorted(os.sched_getaffinity(0))[:threads]  # taskset -c 0 for one thread
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env.pop("POKEMON_RUN_DIR", None)  # a variable left over from another run would redirect this one
+    print(
+        f"{run_name(args.config, budget, threads)}: {' '.join(command[1:])} (cores {cores})",
+        file=sys.stderr,
+        flush=True,
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with (root / "train.log").open("w") as log:
+        done = subprocess.run(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=lambda: os.sched_setaffinity(0, cores),
+        )  # fmt: skip
+    wall = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"{root}: train.py exited with {done.returncode} (its output: {root / 'train.log'})")
+    (root / WALL).write_text(json.dumps({"wall_s": wall}) + "\n")
+    checkpoint = newest_checkpoint(root, "best")
+    record = run_record(checkpoint) if checkpoint else {}
+    steps = (
+        f"{record.get('steps_run')} steps of {record.get('max_steps')} planned ({record.get('stopped_by')}), "
+        if record
+        else ""
+    )
+    print(
+        f"{run_name(args.config, budget, threads)}: {steps}{wall / 60:.2f} min of {budget:g}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return wall
+
+
+def run_record(checkpoint: Path) -> dict:
+    """The run's ``time_budget.yaml`` (its planned and run steps), or {} when it has none."""
+    import yaml
+
+    path = checkpoint.parent.parent / "time_budget.yaml"
+    return yaml.safe_load(path.read_text()) if path.is_file() else {}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    combos = [(budget, threads) for budget in args.budgets for threads in args.threads]
+    walls = {}
+    for budget, threads in combos:
+        root = args.out / run_name(args.config, budget, threads)
+        if args.reuse:
+            if not (root / WALL).is_file():
+                raise FileNotFoundError(f"--reuse: {root / WALL} is missing (train it first, without --reuse)")
+            walls[budget, threads] = json.loads((root / WALL).read_text())["wall_s"]
+        else:
+            walls[budget, threads] = train(args, budget, threads)
+    rows = score(args, combos, walls)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def score(args: argparse.Namespace, combos: list[tuple[float, int]], walls: dict) -> list[dict]:
+    """Scores every run as bench/quality.py does and prints the table; the rows."""
+    data = PokemonDataModule(data_dir=args.data_dir)
+    data.setup("validate")
+    classifiers = {judge_name(path): load_classifier(path) for path in args.judge}
+    judge = QualityJudge(
+        data.splits["dev"], data.palette, data.splits["train"], data.prefix_len, next(iter(classifiers.values()))
+    )
+    cpu = f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores"
+    print(f"CPU: {cpu}; config {args.config}; the scoring used every core, the training the cores of its row")
+    rows = reference_rows(judge, classifiers)
+    for row in rows:
+        row["cpu"] = cpu
+        print_row(row, list(classifiers), header=row is rows[0])
+    sampling = {"temperature": 1.0, "top_k": 50, "top_p": 0.95}
+    for budget, threads in combos:
+        root = args.out / run_name(args.config, budget, threads)
+        checkpoint = newest_checkpoint(root, "best")
+        if checkpoint is None:
+            raise FileNotFoundError(f"{root}: no checkpoints/best.ckpt in any run under it")
+        model = load_pixel_lm(checkpoint)
+        model.use_training_images(data.splits["train"])
+        model.use_palette(data.palette)
+        reranker_path = str(run_reranker(checkpoint) or args.judge[0])
+        reranker = classifier_scorer(reranker_path) if set(RERANKED) & set(args.decodings) else None
+        record = run_record(checkpoint)
+        for label, kind, per_seed in decoding_plan(args.decodings, args.best_of, args.seeds, sampling):
+            model.reranker = reranker if kind in RERANKED else None
+            seeds = [score_decoding(model, judge, classifiers, data, decoding, kind)[0] for decoding in per_seed]
+            rows.append({
+                "run": run_name(args.config, budget, threads), "train_min": round(walls[budget, threads] / 60, 2),
+                "decoding": label, **summarise(seeds),
+                "seeds": [decoding.seed for decoding in per_seed] if kind != "greedy" else None,
+                "per_seed": seeds, "sampling": sampling if kind != "greedy" else None, "checkpoint": str(checkpoint),
+                "features": judge.descriptions["fid"], "reranker": reranker_path if kind in RERANKED else None,
+                "config": args.config, "budget_min": budget, "threads": threads, "cpu": cpu,
+                "wall_s": walls[budget, threads], "within_budget": walls[budget, threads] <= budget * 60,
+                "max_steps": record.get("max_steps"), "steps_run": record.get("steps_run"),
+                "stopped_by": record.get("stopped_by"), "seconds_per_step": record.get("seconds_per_step"),
+            })  # fmt: skip
+            print_row(rows[-1], list(classifiers), header=False)
+    print(json.dumps(rows))
+    return rows
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (CheckpointError, FileNotFoundError, RuntimeError, ValueError) as error:
+        # a failed run, a bad judge or run folder: one line, as the other entry points
+        print(f"budget.py: error: {error}", file=sys.stderr)
+        sys.exit(2)

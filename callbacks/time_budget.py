@@ -1,0 +1,378 @@
+"""Turns the wall-time budget (``trainer.max_time``) into a fixed schedule that ends where the budget ends."""
+
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging, Timer
+from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities.seed import isolate_rng
+from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.swa_utils import get_ema_avg_fn
+
+from callbacks.train_reranker import TrainReranker
+from files.atomic_write import atomic_write_bytes
+
+RECORD = "time_budget.yaml"  # beside the run's config.yaml
+BUDGET_KEYS = ("budget_s", "started_training_s", "reranker_s", "time_cap_s", "reranker_max_time")
+_IMPORTED = time.monotonic()
+
+
+def process_seconds() -> float:
+    """Seconds since this process started: what a user timing the command counts, imports included.
+
+    Linux's ``/proc`` knows the start; elsewhere the clock starts when this module was imported.
+    """
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, the start in clock ticks after boot
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.monotonic() - _IMPORTED
+
+
+class TimeBudgetError(ValueError):
+    """The budget cannot be planned with this config; the message says which setting to change."""
+
+
+class TimeBudget(L.Callback):
+    """Fixes the run's step count from ``trainer.max_time`` and this machine's measured speed.
+
+    With ``trainer.max_time`` set and no ``trainer.max_steps``, the first ``calibration_steps`` of the real
+    training are timed: they are the run's own first steps, taken inside the learning rate's warm-up,
+    which does not depend on the run's length, so timing costs no steps and changes no weight. So is one
+    validation (a pass of the validation step that changes nothing, unless a real one came among the
+    timed steps). The step count that fits what is left of the budget after the reranker's share, the
+    validations and a margin then becomes ``trainer.max_steps`` and the length of the learning-rate
+    schedule, so that the schedule ends where the budget does instead of being cut by it.
+    ``trainer.max_epochs`` still bounds it. The count goes into the run's ``config.yaml`` and, with the
+    timings, into ``time_budget.yaml`` beside it: the same command with ``--trainer.max_steps=N`` repeats
+    the run exactly, timing nothing, because with ``max_steps`` given (or only epochs) everything below
+    follows that count instead, from the same step.
+
+    What follows the step count (set after the timed steps, in both cases):
+
+    - the schedule's total steps, for schedules built by ``transformers`` (a ``LambdaLR`` whose function
+      takes ``num_training_steps``), as :class:`lightning_modules.PixelLM` makes them;
+    - ``validations``: ``trainer.check_val_every_n_epoch`` gives about this many per run. The run's last
+      step always validates (the annealed end is what ``best.ckpt`` should hold). Early stopping's
+      patience counts validations, so with a fixed number per run it stays the same share of the run;
+    - ``ema_share``: an ``EMAWeightAveraging`` averages over this share of the steps;
+    - ``callbacks.TrainReranker``'s classifier gets ``reranker_share`` of the budget as its own
+      ``--trainer.max_time`` and a TimeBudget of its own, which fits its steps, start-up included, into
+      that share; so the whole command ends within ``trainer.max_time``. The model's time cap
+      (Lightning's ``Timer``) becomes what is left for it: a hard stop, should the machine slow down
+      after the timing (``time_budget.yaml`` then says so).
+
+    Args:
+        calibration_steps: Steps to time (the first, which warms up, is not counted); fewer when the
+            schedule's warm-up is shorter.
+        reranker_share: Share of the budget for ``callbacks.TrainReranker`` (ignored without one).
+        margin: Share of the budget left unplanned for what is not timed: checkpoint writes, sample
+            images, the end of the run.
+        validations: Validations per run; None keeps ``trainer.check_val_every_n_epoch``.
+        ema_share: Share of the run the weight average covers (``decay = 1 - 1 / (ema_share * steps)``);
+            None keeps the ``EMAWeightAveraging`` decay.
+    """
+
+    def __init__(
+        self,
+        calibration_steps: int = 20,
+        reranker_share: float = 0.1,
+        margin: float = 0.05,
+        validations: int | None = None,
+        ema_share: float | None = None,
+    ) -> None:
+        if calibration_steps < 3:
+            raise ValueError(
+                f"TimeBudget.calibration_steps: must be 3 or more (the first is not timed), got {calibration_steps}"
+            )
+        if not 0 <= reranker_share < 1 or not 0 <= margin < 1 or reranker_share + margin >= 1:
+            raise ValueError(
+                f"TimeBudget: reranker_share ({reranker_share}) and margin ({margin}) must be shares in [0, 1) "
+                "that leave the model some of the budget"
+            )
+        if validations is not None and validations < 1:
+            raise ValueError(f"TimeBudget.validations: must be 1 or more, got {validations}")
+        if ema_share is not None and not 0 < ema_share <= 1:
+            raise ValueError(f"TimeBudget.ema_share: must be in (0, 1], got {ema_share}")
+        self.calibration_steps = calibration_steps
+        self.reranker_share = reranker_share
+        self.margin = margin
+        self.validations = validations
+        self.ema_share = ema_share
+        self.plan: dict[str, Any] | None = None  # what was decided; saved in checkpoints, so a resume keeps it
+        self._budget: dict[str, Any] = {}  # the budget's split, decided when training starts
+        self._steps: int | None = None  # the run's length when given (max_steps, or max_epochs' steps)
+        self._apply_at: float = 0  # the step after which the plan takes effect, the same with or without a budget
+        self._timed_from: tuple[float, int] | None = None  # the clock and step at the end of the first step
+        self._validation_start = 0.0
+        self._validation_s: float | None = None  # the last validation among the timed steps, if one came
+        self._validating_s = 0.0  # all of their time, left out of the steps' time
+
+    # ----------------------------------------------------------------------------------------- hooks
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # The step count must be known while a schedule that decays to the run's end still warms up: the
+        # warm-up does not depend on the length. (Validations among the timed steps are timed apart.)
+        warmups = [kw.get("num_warmup_steps", 0) for kw in _schedule_keywords(trainer) if "num_training_steps" in kw]
+        self._apply_at = min([self.calibration_steps, *warmups])
+        if next(callback for callback in trainer.callbacks if isinstance(callback, TimeBudget)) is not self:
+            self._apply_at = math.inf  # one budget per run: the first TimeBudget plans it
+            return
+        if self.plan is not None:  # resumed: the plan made before the stop holds
+            self._budget = {key: value for key, value in self.plan.items() if key in BUDGET_KEYS}
+            self._share_budget(trainer, self.plan)
+            self._apply(trainer, self.plan)
+            return
+        timer = _timer(trainer)
+        if trainer.max_steps == -1 and timer is not None and timer._duration is not None:
+            if self._apply_at < 3:
+                raise TimeBudgetError(
+                    f"TimeBudget: only {self._apply_at} steps can be timed before the learning-rate schedule needs "
+                    "the run's length (its warm-up's steps); raise model.init_args.warmup_steps to 3 or more"
+                )
+            self._budget = self._split_budget(trainer, timer._duration)
+            self._share_budget(trainer, self._budget)
+            return
+        steps = trainer.estimated_stepping_batches if trainer.max_steps == -1 else trainer.max_steps
+        if math.isinf(steps):  # neither steps, epochs nor time bound the run: nothing to follow
+            self._apply_at = math.inf
+            return
+        self._steps = int(steps)
+        if self._apply_at == 0 or trainer.global_step >= self._apply_at:
+            self._decide(trainer, pl_module)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        if self.plan is None and self._apply_at != math.inf:
+            if self._timed_from is None:  # the clock starts after the first step, which warms up
+                self._timed_from = (time.monotonic(), step)
+                self._validating_s = 0.0
+            if step >= self._apply_at and (self._steps is not None or step - self._timed_from[1] >= 2):
+                self._decide(trainer, pl_module)
+        timer = _timer(trainer)
+        out_of_time = bool(self._budget) and timer is not None and timer.time_remaining() <= 0
+        if (self.plan is not None and step == self.plan["max_steps"]) or out_of_time:
+            # The last step validates even off the validation epochs: the annealed end is the best model,
+            # and a run stopped by the time cap (before any validation, perhaps) still leaves a best.ckpt.
+            trainer.check_val_every_n_epoch = 1
+            trainer.should_stop = True
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._validation_start = time.monotonic()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.plan is None and self._timed_from is not None:  # among the timed steps: timed apart from them
+            self._validation_s = time.monotonic() - self._validation_start
+            self._validating_s += self._validation_s
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.plan is None and not self._budget:
+            return
+        record = self.plan or {**self._budget, "max_steps": None}  # None: stopped before the timing ended
+        timer = _timer(trainer)
+        stopped_by = "early stopping"
+        if record["max_steps"] is not None and trainer.global_step >= record["max_steps"]:
+            stopped_by = "max_steps"
+        elif timer is not None and timer.time_remaining() is not None and timer.time_remaining() <= 0:
+            stopped_by = "the time cap (trainer.max_time): the machine was slower than timed"
+        ended = {"steps_run": trainer.global_step, "train_end_s": process_seconds(), "stopped_by": stopped_by}
+        self._write_record(trainer.log_dir, {**record, **ended})  # log_dir asked on every rank: it broadcasts
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"plan": self.plan}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.plan = state_dict.get("plan")
+
+    # ------------------------------------------------------------------------------------- planning
+    def _split_budget(self, trainer: L.Trainer, budget: float) -> dict[str, Any]:
+        """The reranker's share and the model's hard time cap, known from the budget alone."""
+        now = process_seconds()
+        rerankers = any(isinstance(callback, TrainReranker) for callback in trainer.callbacks)
+        reranker_s = self.reranker_share * budget if rerankers else 0.0
+        timer = _timer(trainer)
+        split = {"budget_s": budget, "started_training_s": round(now, 1), "reranker_s": reranker_s}
+        # The model's own hard stop: the budget less the reranker's share, should the machine slow down.
+        split["time_cap_s"] = timer.time_elapsed() + budget - reranker_s - now
+        if rerankers:
+            split["reranker_max_time"] = max_time_string(max(1.0, reranker_s))
+        return split
+
+    @staticmethod
+    def _share_budget(trainer: L.Trainer, split: dict[str, Any]) -> None:
+        """Gives the reranker its share and the model's Timer its cap."""
+        if "time_cap_s" in split and (timer := _timer(trainer)) is not None:
+            timer._duration = split["time_cap_s"]  # Timer keeps its limit only here
+        if "reranker_max_time" in split:
+            for callback in trainer.callbacks:
+                if isinstance(callback, TrainReranker):  # the last --trainer.max_time on its command line wins
+                    # Its own TimeBudget fits the classifier's steps, start-up included, into its share, and
+                    # validates its last step, so a short share still ends with a best.ckpt.
+                    budget = [
+                        f"--trainer.max_time={split['reranker_max_time']}",
+                        "--trainer.callbacks+=callbacks.TimeBudget",
+                    ]
+                    callback.args = [*callback.args, *budget]
+
+    def _decide(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Fixes the step count (timing it when there is a budget) and applies what follows from it."""
+        plan: dict[str, Any] = {"calibration_steps": self._apply_at}
+        if self._steps is None:
+            plan.update(self._budget_plan(trainer, pl_module))
+            plan["max_steps"] = trainer.strategy.broadcast(plan["max_steps"])  # every device stops at one step
+        else:
+            plan["max_steps"] = self._steps
+        per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+        if self.validations is not None:
+            plan["check_val_every_n_epoch"] = self._every(plan["max_steps"], per_epoch, trainer)
+        if self.ema_share is not None and _ema(trainer) is not None:
+            plan["ema_decay"] = max(0.0, 1 - 1 / (self.ema_share * plan["max_steps"]))
+        self.plan = plan
+        self._apply(trainer, plan)
+        log_dir = trainer.log_dir  # asked on every rank: it broadcasts rank zero's answer
+        self._save_config(trainer, log_dir, plan["max_steps"])
+        self._write_record(log_dir, plan)
+        timing = (
+            f"{plan['seconds_per_step']:.3f} s/step and {plan['validation_s']:.1f} s/validation: "
+            if self._budget
+            else ""
+        )
+        rank_zero_info(
+            f"TimeBudget: {timing}{plan['max_steps']} steps ({plan['max_steps'] / per_epoch:.1f} epochs)"
+            + (f" in the {plan['budget_s']:.0f} s budget" if self._budget else "")
+            + f"; the same run again: --trainer.max_steps={plan['max_steps']}"
+        )
+
+    def _budget_plan(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        """The step count that fits the rest of the budget at the speed of the steps timed so far."""
+        step = trainer.global_step
+        seconds_per_step = (time.monotonic() - self._timed_from[0] - self._validating_s) / (step - self._timed_from[1])
+        validation_s = self._validation_s if self._validation_s is not None else time_validation(trainer, pl_module)
+        now = process_seconds()
+        budget = self._budget["budget_s"]
+        left = budget * (1 - self.margin) - self._budget["reranker_s"] - now  # for the model's steps and validations
+        per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+        bound = trainer.max_epochs * per_epoch if trainer.max_epochs not in (None, -1) else math.inf
+        steps = min(bound, step + max(0, int(left / seconds_per_step)))
+        validations = validation_count(steps, per_epoch, self._every(steps, per_epoch, trainer))
+        steps = min(bound, step + max(0, int((left - validations * validation_s) / seconds_per_step)))
+        if steps <= step:
+            rank_zero_info(f"TimeBudget: the {budget:.0f} s budget is used up after {now:.0f} s; training stops here")
+        return {
+            **self._budget, "seconds_per_step": seconds_per_step, "validation_s": validation_s,
+            "planned_at_s": round(now, 1), "max_steps": int(steps),
+        }  # fmt: skip
+
+    def _every(self, steps: float, per_epoch: int, trainer: L.Trainer) -> int:
+        """Epochs between validations for a run of ``steps``: about ``validations`` in all."""
+        if self.validations is None:
+            return trainer.check_val_every_n_epoch or 1
+        return max(1, round(steps / per_epoch / self.validations))
+
+    def _apply(self, trainer: L.Trainer, plan: dict[str, Any]) -> None:
+        """Sets the loop's, the schedule's, the validations' and the average's settings from the step count."""
+        trainer.fit_loop.epoch_loop.max_steps = plan["max_steps"]
+        for keywords in _schedule_keywords(trainer):
+            if "num_training_steps" in keywords:
+                keywords["num_training_steps"] = plan["max_steps"]
+        if "check_val_every_n_epoch" in plan:
+            trainer.check_val_every_n_epoch = plan["check_val_every_n_epoch"]
+        if "ema_decay" in plan:
+            ema = _ema(trainer)
+            # EMAWeightAveraging keeps its decay only inside the averaging function it was built with.
+            ema._kwargs["avg_fn"] = get_ema_avg_fn(plan["ema_decay"])
+            if ema._average_model is not None:
+                ema._average_model.avg_fn = ema._kwargs["avg_fn"]
+
+    # ------------------------------------------------------------------------------------- records
+    @rank_zero_only
+    def _save_config(self, trainer: L.Trainer, log_dir: str | None, steps: int) -> None:
+        """Writes the step count into the run's ``config.yaml``: that config alone repeats the run."""
+        for callback in trainer.callbacks:
+            if isinstance(callback, SaveConfigCallback) and log_dir is not None:
+                callback.config.trainer.max_steps = steps
+                path = Path(log_dir) / callback.config_filename
+                if path.is_file():  # written already at the start of training; else it will be, with the count
+                    atomic_write_bytes(path, callback.parser.dump(callback.config, skip_unset=False).encode())
+
+    @staticmethod
+    @rank_zero_only
+    def _write_record(log_dir: str | None, plan: dict[str, Any]) -> None:
+        """``time_budget.yaml``: the step count, what it was made from, and how the run ended."""
+        import yaml
+
+        if log_dir is None:
+            return
+        timings = lambda key: key.endswith("_s") or key == "seconds_per_step"  # noqa: E731 (the rest exactly)
+        record = {key: round(value, 4) if timings(key) else value for key, value in plan.items()}
+        record["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
+        steps = plan["max_steps"]
+        record["reproduce"] = (
+            f"the same command with --trainer.max_steps={steps}" if steps is not None
+            else "none: the time cap stopped the run before its step count was set"
+        )  # fmt: skip
+        atomic_write_bytes(Path(log_dir) / RECORD, yaml.safe_dump(record, sort_keys=False).encode())
+
+
+def validation_count(steps: float, per_epoch: int, every: int) -> int:
+    """How many validations a run of ``steps`` validating every ``every`` epochs makes, its last step's included."""
+    if math.isinf(steps):
+        return 0
+    epochs = int(steps) // per_epoch
+    return epochs // every + (1 if int(steps) % per_epoch or epochs % every else 0)
+
+
+def time_validation(trainer: L.Trainer, pl_module: L.LightningModule) -> float:
+    """Seconds one pass of the module's ``validation_step`` over the dev data takes, as in this epoch.
+
+    The pass changes nothing: no gradients, the random state restored, nothing logged, the module
+    back in training mode.
+    """
+    source = trainer.datamodule if trainer.datamodule is not None else pl_module
+    start = time.monotonic()
+    with isolate_rng(), torch.no_grad(), trainer.precision_plugin.val_step_context():
+        silent = lambda *args, **kwargs: None  # noqa: E731
+        with mock.patch.object(pl_module, "log", silent), mock.patch.object(pl_module, "log_dict", silent):
+            pl_module.eval()
+            try:
+                for index, batch in enumerate(source.val_dataloader()):
+                    pl_module.validation_step(trainer.strategy.batch_to_device(batch), index)
+            finally:
+                pl_module.train()
+    return time.monotonic() - start
+
+
+def max_time_string(seconds: float) -> str:
+    """``trainer.max_time``'s ``DD:HH:MM:SS`` for ``seconds`` (whole seconds, rounded down)."""
+    seconds = int(seconds)
+    return f"{seconds // 86400:02d}:{seconds // 3600 % 24:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _timer(trainer: L.Trainer) -> Timer | None:
+    return next((callback for callback in trainer.callbacks if isinstance(callback, Timer)), None)
+
+
+def _ema(trainer: L.Trainer) -> EMAWeightAveraging | None:
+    return next((callback for callback in trainer.callbacks if isinstance(callback, EMAWeightAveraging)), None)
+
+
+def _schedule_keywords(trainer: L.Trainer) -> list[dict]:
+    """The keyword arguments of each ``transformers`` schedule's function (a ``functools.partial`` in a
+    ``LambdaLR``): ``num_warmup_steps`` and ``num_training_steps``, changed in place to set the length."""
+    found = []
+    for config in trainer.lr_scheduler_configs:
+        if isinstance(config.scheduler, LambdaLR):
+            found += [
+                fn.keywords for fn in config.scheduler.lr_lambdas if isinstance(getattr(fn, "keywords", None), dict)
+            ]
+    return found
