@@ -1,6 +1,7 @@
-"""Saves the run's resolved ``config.yaml`` when training starts."""
+"""Saves the run's resolved ``config.yaml`` when training starts, and keeps the data's palette in each checkpoint."""
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 from lightning import LightningModule, Trainer
@@ -15,10 +16,15 @@ class RunConfig(SaveConfigCallback):
     The stock callback writes in ``setup``, before the checkpoint is restored: a resume that
     Lightning then refuses would already have replaced the run's config, and a full disk would
     leave half a file. Prediction writes no config at all.
+
+    It also keeps the data's palette (its ``colormap.txt`` colours) in every checkpoint, under
+    ``callbacks/RunConfig``: token ``i`` means colour ``i`` of that palette, so a resume on data with
+    other colours is refused before it starts (``cli.resume.check_resume``) instead of silently
+    retraining every token on a new colour.
     """
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        pass  # see on_train_start
+        self.palette = getattr(trainer.datamodule, "palette", None)  # no config written here: see on_train_start
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         log_dir = trainer.log_dir  # asked on every rank: it broadcasts rank zero's answer
@@ -34,3 +40,14 @@ class RunConfig(SaveConfigCallback):
         config = yaml.safe_load(self.parser.dump(self.config, skip_unset=False))
         for logger in trainer.loggers:
             logger.log_hyperparams(config)
+
+    def state_dict(self) -> dict[str, Any]:
+        palette = getattr(self, "palette", None)
+        return {} if palette is None else {"palette": palette.tolist()}
+
+
+def saved_palette(checkpoint: dict[str, Any]) -> list[list[int]] | None:
+    """The palette a checkpoint was trained with, as ``[[r, g, b], ...]``; None for one saved before it was kept."""
+    state = (checkpoint.get("callbacks") or {}).get(RunConfig.__qualname__) or {}
+    palette = state.get("palette") if isinstance(state, dict) else None
+    return palette if isinstance(palette, list) else None

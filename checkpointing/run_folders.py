@@ -8,11 +8,13 @@ A run folder holds ``config.yaml`` (the resolved config it was trained with), ``
 import atexit
 import os
 import re
+import shutil
 from pathlib import Path
 
 import yaml
 
 from checkpointing.loading import Kind
+from files.atomic_write import WriteError
 
 RUNS = Path("runs")  # where the shipped configs put their runs, and where a bare predict.py looks
 RUN_DIR_ENV = "POKEMON_RUN_DIR"  # hands the chosen folder to DDP worker processes, which re-run the CLI
@@ -27,7 +29,10 @@ def versions(root: Path) -> list[Path]:
 
 
 def newest_checkpoint(root: Path, name: str) -> Path | None:
-    """``checkpoints/<name>.ckpt`` of the newest run under ``root`` that has one."""
+    """``checkpoints/<name>.ckpt`` of the newest run under ``root`` that has one; ``root``'s own if it is a
+    run folder (a run's ``config.yaml`` names its folder as ``trainer.default_root_dir``)."""
+    if (own := root / "checkpoints" / f"{name}.ckpt").is_file():
+        return own
     for run in reversed(versions(root)):
         if (path := run / "checkpoints" / f"{name}.ckpt").is_file():
             return path
@@ -76,29 +81,52 @@ def claim_next_version(root: Path) -> Path:
     """Creates the next free ``version_<N>`` under ``root`` and returns it.
 
     The folder is claimed by ``mkdir``, which only one process can win: two runs started at the same
-    moment get two folders instead of writing into one. If the run fails before it writes anything,
-    :func:`release_unused` removes the empty folder again (also at exit, as a last resort).
+    moment get two folders instead of writing into one. If the run fails before it writes anything of
+    its own, :func:`release_unused` removes the folder again (also at exit, as a last resort).
+
+    Raises:
+        WriteError: ``root`` cannot be created or written, in one line.
     """
-    root.mkdir(parents=True, exist_ok=True)
-    runs = versions(root)
-    number = int(runs[-1].name.split("_")[1]) + 1 if runs else 0
-    while True:
-        run_dir = root / f"version_{number}"
-        try:
-            run_dir.mkdir()
-        except FileExistsError:
-            number += 1
-            continue
-        atexit.register(release_unused, run_dir)
-        return run_dir
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        runs = versions(root)
+        number = int(runs[-1].name.split("_")[1]) + 1 if runs else 0
+        while True:
+            run_dir = root / f"version_{number}"
+            try:
+                run_dir.mkdir()
+            except FileExistsError:
+                number += 1
+                continue
+            atexit.register(release_unused, run_dir)
+            return run_dir
+    except OSError as error:
+        raise WriteError(
+            f"cannot create a run folder under {root} (trainer.default_root_dir): {error.strerror or error}",
+            error.errno,
+        ) from None
+
+
+def check_writable_run(run_dir: Path, wandb: bool) -> None:
+    """Raises :class:`WriteError` in one line, before training starts, if the run folder (or its
+    ``wandb/``) cannot be written."""
+    folders = [run_dir] + ([run_dir / WANDB_FOLDER] if wandb else [])
+    for folder in folders:
+        if folder.exists() and not folder.is_dir():
+            raise WriteError(f"cannot write the run's files: {folder} is a file, not a folder")
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):  # also false on a read-only file system
+            raise WriteError(f"cannot write the run's files: {folder} is not writable")
 
 
 def release_unused(run_dir: Path) -> None:
-    """Removes a run folder that is still empty (the run failed before writing anything)."""
+    """Removes a run folder that holds nothing of the run: empty, or only W&B's files of a failed start."""
     try:
-        run_dir.rmdir()  # only ever removes an empty folder
+        if not run_dir.is_dir() or any(entry.name != WANDB_FOLDER for entry in run_dir.iterdir()):
+            return
+        shutil.rmtree(run_dir / WANDB_FOLDER, ignore_errors=True)
+        run_dir.rmdir()
     except OSError:
-        pass
+        pass  # removing is a courtesy; the run's error is what matters
 
 
 def wandb_run_id(run_dir: Path) -> str | None:

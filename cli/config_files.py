@@ -1,6 +1,9 @@
-"""Which files ``--config`` reads: the project's ``configs/`` by name, and the files a config builds on.
+"""Which files ``--config`` reads: bare names in the project's ``configs/``, and the files a config builds on.
 
-``--config llama``, ``--config llama.yaml`` and ``--config configs/llama.yaml`` are the same file.
+``--config llama``, ``--config llama.yaml`` and ``--config configs/llama.yaml`` are the same file. A bare
+name (no folder in it) is only ever looked up in the project's ``configs/``, never in the working folder,
+where a stray ``classifier.yaml`` would otherwise replace the shipped one (and a YAML can name any
+class to build); a path (``./my.yaml``, ``runs/x/config.yaml``, ``/abs/my.yaml``) is that file.
 
 A config builds on others with jsonargparse's own ``config`` key: ``config: base.yaml`` at the top of
 ``llama.yaml`` reads ``configs/base.yaml`` first, and ``llama.yaml``'s values replace or extend its
@@ -23,20 +26,24 @@ INCLUDE = "config"  # jsonargparse's key for "read this config file first"
 
 
 def find_config(name: str, folder: Path | None = None) -> Path:
-    """The file that ``--config name`` (or ``config: name`` in a file in ``folder``) means: a file by that
-    path (relative to ``folder`` for a ``config`` key), else ``configs/<name>`` or ``configs/<name>.yaml``.
+    """The file that ``--config name`` (or ``config: name`` in a file in ``folder``) means.
 
     Raises:
-        FileNotFoundError: Neither exists.
+        FileNotFoundError: A bare name that is not in ``configs/``, or a path to no file.
     """
-    path = Path(name).expanduser()
-    path = path if path.is_absolute() or folder is None else folder / path
-    if path.is_file():
+    if "/" in name or "\\" in name:  # a path: relative to the including file, or to the working folder
+        path = Path(name).expanduser()
+        path = path if path.is_absolute() or folder is None else folder / path
+        if not path.is_file():
+            raise FileNotFoundError(f"--config {name}: no such file")
         return path
     for candidate in (CONFIGS / name, CONFIGS / f"{name}.yaml"):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(f"--config {name}: no such file, nor {CONFIGS / name}")
+    shipped = ", ".join(sorted(path.stem for path in CONFIGS.glob("*.yaml")))
+    raise FileNotFoundError(
+        f"--config {name}: no such config in {CONFIGS} ({shipped}); a file of your own needs a path, e.g. ./{name}"
+    )
 
 
 def is_inline(value: str) -> bool:

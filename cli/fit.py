@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from checkpointing.run_folders import (
     RUN_DIR_ENV,
     RUNS,
     WANDB_FOLDER,
+    check_writable_run,
     claim_next_version,
     model_kind,
     newest_checkpoint,
@@ -32,7 +34,7 @@ class FitCLI(PixelCLI):
     The folder holds ``checkpoints/``, the resolved ``config.yaml`` (``callbacks.RunConfig``), W&B's
     files and sample images. ``--ckpt_path last`` resumes the newest run in its own folder (and its
     own W&B run); ``--ckpt_path <run>/checkpoints/X.ckpt`` resumes that run. A run that fails before
-    it writes anything leaves no empty folder behind. Train with :meth:`fit`.
+    it writes anything leaves no folder behind. Train with :meth:`fit`.
 
     Args:
         args: The command line (default: ``sys.argv[1:]``).
@@ -67,7 +69,7 @@ class FitCLI(PixelCLI):
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
         if self.config.ckpt_path:
-            check_resume(self.model, self.config.ckpt_path)
+            check_resume(self.model, self.datamodule, self.config.ckpt_path)
 
     def fit(self) -> None:
         """``trainer.fit`` of the run; Ctrl-C ends in :class:`~cli.errors.Stopped` (130), not Lightning's status 1.
@@ -96,9 +98,14 @@ class FitCLI(PixelCLI):
                 os.environ.pop(RUN_DIR_ENV, None)
 
     def _release_unused(self) -> None:
-        """Removes the run folder this process claimed if the run wrote nothing into it."""
+        """Removes the run folder this process claimed if the run wrote nothing there (W&B files of a failed start)."""
         if not self._claimed or self.run_dir is None:
             return
+        if (self.run_dir / WANDB_FOLDER).exists() and "wandb" in sys.modules:
+            import wandb
+
+            if wandb.run is not None:  # its files are about to go: end the run first
+                wandb.finish(exit_code=1)
         release_unused(self.run_dir)
 
     def _fit_run(self, root: Path, ckpt_path: str | None) -> tuple[Path, str | None]:
@@ -126,13 +133,14 @@ def class_configs(value) -> list[Namespace]:
 
 
 def place_run_files(config: Namespace, run_dir: Path) -> None:
-    """Points checkpoints and W&B at the run folder, and W&B at its earlier run when resuming."""
+    """Points checkpoints and W&B at the run folder (W&B at its earlier run when resuming), and checks that
+    both can be written before anything starts."""
     for callback in class_configs(config.trainer.callbacks or []):
         if callback.class_path.endswith("Checkpoint") and not callback.init_args.get("dirpath"):
             callback.init_args.dirpath = str(run_dir / "checkpoints")
-    for logger in class_configs(config.trainer.logger):
-        if not logger.class_path.endswith("WandbLogger"):
-            continue
+    wandb = [logger for logger in class_configs(config.trainer.logger) if logger.class_path.endswith("WandbLogger")]
+    check_writable_run(run_dir, wandb=bool(wandb) and os.environ.get("WANDB_MODE") != "disabled")
+    for logger in wandb:
         args = logger.init_args
         args.save_dir = str(run_dir)
         if args.get("id") is None and (previous := wandb_run_id(run_dir)):

@@ -8,8 +8,9 @@ from lightning.pytorch.cli import LightningArgumentParser
 from checkpointing import load_checkpoint
 from checkpointing.checkpoint_check import check_checkpoint
 from checkpointing.exported import decoding_args, is_exported, load_exported_weights, read_export
-from checkpointing.run_folders import RUNS, model_kind, newest_checkpoint, newest_model_run, run_reranker
+from checkpointing.run_folders import RUNS, is_inside, model_kind, newest_checkpoint, newest_model_run, run_reranker
 from cli.base import PixelCLI, option_value
+from cli.errors import ConfigError
 
 OUTPUTS = {"test": "submission.txt", "new": "new_pokemon.txt"}  # else <split>_completions.txt
 
@@ -18,8 +19,9 @@ class PredictCLI(PixelCLI):
     """LightningCLI for ``predict.py`` (and ``evaluate.py``, ``export.py``): a checkpoint, the config to
     build its model, and ``--split``, ``--output``, ``--reranker``.
 
-    Without ``--config`` the config is the one saved in the run whose checkpoint is used;
-    ``--ckpt_path FOLDER`` (``export.py``'s) builds the folder's
+    Without ``--config`` the config is the one saved in the run whose checkpoint is used, read only
+    from a run under ``runs/`` or ``--trainer.default_root_dir`` (a YAML can name any code to run; a
+    run from elsewhere needs ``--config``); ``--ckpt_path FOLDER`` (``export.py``'s) builds the folder's
     architecture with its decoding as defaults and reads no YAML at all. Nothing at all takes the
     newest trained run under ``runs/`` and its best checkpoint.
 
@@ -38,9 +40,12 @@ class PredictCLI(PixelCLI):
         super().__init__(args, **kwargs)
 
     def completed_args(self, args: list[str]) -> list[str]:
-        if option_value(args, "--config") is not None or any(arg in ("-h", "--help", "--print_config") for arg in args):
-            return args
         ckpt_path = option_value(args, "--ckpt_path")
+        if option_value(args, "--config") is not None:
+            # A run's config.yaml says ckpt_path: null (it started fresh); it must not undo --ckpt_path given before it.
+            return args if ckpt_path is None else [*args, "--ckpt_path", ckpt_path]
+        if any(arg in ("-h", "--help", "--print_config") for arg in args):
+            return args
         if is_exported(ckpt_path):
             folder = ["--model=checkpointing.exported.ExportedPixelLM", f"--model.init_args.folder={ckpt_path}"]
             return [*folder, *decoding_args(read_export(ckpt_path)), *args]
@@ -49,6 +54,12 @@ class PredictCLI(PixelCLI):
             run = Path(ckpt_path).parent.parent
             if Path(ckpt_path).parent.name != "checkpoints" or not (run / "config.yaml").is_file():
                 raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no config.yaml in its run folder; pass --config")
+            if not is_inside(run, roots):
+                raise ConfigError(
+                    f"--ckpt_path {ckpt_path}: its run is not under {' or '.join(f'{root}/' for root in roots)}, "
+                    f"and a config.yaml can name any code to run, so it is not read unasked: pass --config "
+                    f"{run / 'config.yaml'} if you trust it, or a config of your own"
+                )
             return ["--config", str(run / "config.yaml"), *args]
         root = roots[-1]
         run = newest_model_run(root)
@@ -96,7 +107,7 @@ class PredictCLI(PixelCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config
         root = Path(config.trainer.default_root_dir or RUNS)
-        config.ckpt_path = str(self._checkpoint(root, config.ckpt_path))
+        config.ckpt_path = str(self._checkpoint(root, config.ckpt_path or self.ckpt_default))  # null in a run's config
         if not is_exported(config.ckpt_path):
             load_checkpoint(config.ckpt_path, model_kind(config.model.class_path))
         config.trainer.logger = False  # predicting is not a training run

@@ -238,11 +238,12 @@ def test_export_predicts_as_the_checkpoint_and_holds_no_pickle(trained, lm_ckpt,
     assert any(not torch.equal(checkpoint["state_dict"][key], checkpoint["current_model_state"][key]) for key in checkpoint["state_dict"])
 
     from_ckpt, from_folder = tmp_path / "from_ckpt.txt", tmp_path / "from_folder.txt"
-    run_script("predict.py", "--ckpt_path", str(lm_ckpt), "--data.data_dir", str(small_data), "--output", str(from_ckpt))
+    trusted = ("--trainer.default_root_dir", str(trained))  # its run's config.yaml is read only from a runs root
+    run_script("predict.py", "--ckpt_path", str(lm_ckpt), *trusted, "--data.data_dir", str(small_data), "--output", str(from_ckpt))
     run_script("predict.py", "--ckpt_path", str(out), "--data.data_dir", str(small_data), "--output", str(from_folder))
     assert from_folder.read_bytes() == from_ckpt.read_bytes()
 
-    again = run_script("export.py", "--ckpt_path", str(lm_ckpt), "--data.data_dir", str(small_data), "--out", str(out), check=False)
+    again = run_script("export.py", "--ckpt_path", str(lm_ckpt), *trusted, "--data.data_dir", str(small_data), "--out", str(out), check=False)
     assert_error(again, f"{out}: exists and is not empty; pass --overwrite to replace it")
 
     other = Path(shutil.copytree(out, tmp_path / "other_palette"))

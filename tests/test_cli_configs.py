@@ -1,0 +1,82 @@
+"""Config files as a user names and writes them: bare names, paths, and configs that build on another."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+import train
+from conftest import ROOT
+
+CONFIGS = ROOT / "configs"
+
+
+def printed_config(capsys, *args: str) -> dict:
+    """What ``python train.py ARGS --print_config`` prints, as a dict."""
+    with pytest.raises(SystemExit) as exit:
+        train.main([*args, "--print_config"])
+    out, err = capsys.readouterr()
+    assert exit.value.code == 0, err
+    return yaml.safe_load(out)
+
+
+def one_line_error(capsys, *args: str) -> str:
+    """The one ``error: ...`` line (status 2) that ``python train.py ARGS`` ends with."""
+    with pytest.raises(SystemExit) as exit:
+        train.main(list(args))
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def test_a_config_by_name_by_file_name_and_by_path_is_the_same(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # from any working folder
+    by_name = printed_config(capsys, "--config", "llama")
+    assert printed_config(capsys, "--config", "llama.yaml") == by_name
+    assert printed_config(capsys, "--config", str(CONFIGS / "llama.yaml")) == by_name
+    # configs/base.yaml's values and llama.yaml's own, its callbacks after the base's
+    assert by_name["trainer"]["gradient_clip_val"] == 1.0 and by_name["trainer"]["max_epochs"] == 36
+    assert by_name["model"]["init_args"]["optimizer"] == "muon" and by_name["model"]["init_args"]["weight_decay"] == 0.1
+    callbacks = [callback["class_path"].rsplit(".", 1)[-1] for callback in by_name["trainer"]["callbacks"]]
+    assert callbacks[0] == "ModelCheckpoint" and callbacks[-2:] == ["EarlyStopping", "TrainReranker"]
+
+
+def test_a_bare_name_is_the_projects_config_never_the_working_folders(capsys, monkeypatch, tmp_path):
+    """A classifier.yaml in the working folder does not replace configs/classifier.yaml (issue 35): a YAML
+    can name any code to run, and TrainReranker passes the bare name to train.py from the user's folder."""
+    shipped = printed_config(capsys, "--config", "classifier.yaml")
+    monkeypatch.chdir(tmp_path)
+    stray = yaml.safe_load((CONFIGS / "classifier.yaml").read_text())
+    stray["seed_everything"] = 12345
+    Path("classifier.yaml").write_text(yaml.safe_dump(stray))
+    assert printed_config(capsys, "--config", "classifier.yaml") == shipped
+    assert printed_config(capsys, "--config", "classifier") == shipped
+    assert printed_config(capsys, "--config", "./classifier.yaml")["seed_everything"] == 12345  # a path: that file
+    message = one_line_error(capsys, "--config", "mine.yaml")
+    assert message.startswith("error: --config mine.yaml: no such config in ") and "e.g. ./mine.yaml" in message
+
+
+def test_a_config_of_ones_own_builds_on_a_shipped_one(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    Path("short.yaml").write_text("config: llama.yaml  # the shipped one\ntrainer:\n  max_epochs: 3\n")
+    mine = printed_config(capsys, "--config", "./short.yaml")
+    llama = printed_config(capsys, "--config", "llama")
+    llama["trainer"]["max_epochs"] = 3
+    assert mine == llama  # llama's every other value, its callbacks and model included
+    Path("loop.yaml").write_text("config: ./loop.yaml\n")
+    assert "builds on itself" in one_line_error(capsys, "--config", "./loop.yaml")
+    Path("lost.yaml").write_text("config: ./nowhere.yaml\n")
+    assert "nowhere.yaml: no such file" in one_line_error(capsys, "--config", "./lost.yaml")
+
+
+def test_each_model_config_says_only_what_differs_from_the_base():
+    """Issue 31: a shared base and a short file per model (at most 40 lines over the base)."""
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        if path.name in ("base.yaml", "classifier.yaml"):
+            continue
+        lines = path.read_text().splitlines()
+        assert len(lines) <= 40, f"{path.name}: {len(lines)} lines"
+        builds_on = yaml.safe_load(path.read_text())["config"]
+        assert builds_on == ("classifier.yaml" if path.name == "judge.yaml" else "base.yaml"), path.name
