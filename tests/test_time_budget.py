@@ -14,7 +14,7 @@ import train
 from callbacks import time_budget
 from callbacks.time_budget import max_time_string, validation_count
 from checkpointing.run_folders import RUN_DIR_ENV
-from cli import reported_errors
+from cli.errors import reported_errors
 from conftest import TINY, run_script
 
 PER_EPOCH = 6  # small_data's 48 training images in batches of 8
