@@ -12,7 +12,8 @@ import yaml
 
 import train
 from callbacks import time_budget
-from callbacks.time_budget import max_time_string, validation_count
+from callbacks.time_budget import max_time_string
+from callbacks.validation_cost import validation_count
 from checkpointing.run_folders import RUN_DIR_ENV
 from cli.errors import reported_errors
 from conftest import TINY, run_script
