@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.speed import cpu_name  # noqa: E402
+from bench.cpu import cpu_name  # noqa: E402
 from cli.errors import reported_errors  # noqa: E402
 
 METRIC = "val/bits_per_pixel"

@@ -170,7 +170,7 @@ def test_budget_bench_trains_each_budget_and_scores_it(tmp_path, small_data, cla
         "--judge", str(classifier_ckpt), "--decodings", "sampled", "--seeds", "0", "1",
         "--data_dir", str(small_data), "--out", str(out), "--json", str(report),
     )  # fmt: skip
-    from bench.speed import cpu_name
+    from bench.cpu import cpu_name
 
     assert f"CPU: {cpu_name()}, " in result.stdout
     row = json.loads(report.read_text())[-1]
