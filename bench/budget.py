@@ -31,9 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.cpu import cpu_label, on_cores, thread_env  # noqa: E402
 from bench.quality import DECODINGS, RERANKED, decoding_plan, judge_name, print_row, reference_rows, summarise  # noqa: E402
 from bench.quality import score as score_decoding  # noqa: E402
-from bench.speed import cpu_name  # noqa: E402
 from callbacks.time_budget import max_time_string  # noqa: E402
 from checkpointing import CheckpointError, load_classifier, load_pixel_lm  # noqa: E402
 from checkpointing.run_folders import newest_checkpoint, run_reranker  # noqa: E402
@@ -102,8 +102,6 @@ def train(args: argparse.Namespace, budget: float, threads: int) -> float:
         *args.train_args,
     ]  # fmt: skip
     cores = sorted(os.sched_getaffinity(0))[:threads]  # taskset -c 0 for one thread
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    env.pop("POKEMON_RUN_DIR", None)  # a variable left over from another run would redirect this one
     print(
         f"{run_name(args.config, budget, threads)}: {' '.join(command[1:])} (cores {cores})",
         file=sys.stderr,
@@ -113,8 +111,8 @@ def train(args: argparse.Namespace, budget: float, threads: int) -> float:
     start = time.perf_counter()
     with (root / "train.log").open("w") as log:
         done = subprocess.run(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=lambda: os.sched_setaffinity(0, cores),
+            command, cwd=ROOT, env=thread_env(threads), stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=on_cores(cores),
         )  # fmt: skip
     wall = time.perf_counter() - start
     if done.returncode:
@@ -168,7 +166,7 @@ def score(args: argparse.Namespace, combos: list[tuple[float, int]], walls: dict
     judge = QualityJudge(
         data.splits["dev"], data.palette, data.splits["train"], data.prefix_len, next(iter(classifiers.values()))
     )
-    cpu = f"{cpu_name()}, {len(os.sched_getaffinity(0))} cores"
+    cpu = cpu_label(len(os.sched_getaffinity(0)))
     print(f"CPU: {cpu}; config {args.config}; the scoring used every core, the training the cores of its row")
     rows = reference_rows(judge, classifiers)
     for row in rows:

@@ -1,41 +1,20 @@
 """Turns the wall-time budget (``trainer.max_time``) into a fixed schedule that ends where the budget ends."""
 
 import math
-import os
-import sys
 import time
-from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import lightning as L
-import torch
-from lightning.pytorch.callbacks import EMAWeightAveraging, Timer
-from lightning.pytorch.cli import SaveConfigCallback
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
-from lightning.pytorch.utilities.seed import isolate_rng
-from torch.optim.lr_scheduler import LambdaLR
-from torch.optim.swa_utils import get_ema_avg_fn
+from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.utilities import rank_zero_info
 
+from callbacks.budget_record import save_step_count, write_record
+from callbacks.process_clock import process_seconds
+from callbacks.run_length import apply_run_length, ema_callback, schedule_keywords
 from callbacks.train_reranker import TrainReranker
-from files.atomic_write import atomic_write_bytes
+from callbacks.validation_cost import time_validation, validation_count
 
-RECORD = "time_budget.yaml"  # beside the run's config.yaml
 BUDGET_KEYS = ("budget_s", "started_training_s", "reranker_s", "time_cap_s", "reranker_max_time")
-_IMPORTED = time.monotonic()
-
-
-def process_seconds() -> float:
-    """Seconds since this process started: what a user timing the command counts, imports included.
-
-    Linux's ``/proc`` knows the start; elsewhere the clock starts when this module was imported.
-    """
-    try:
-        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22, the start in clock ticks after boot
-    except (OSError, ValueError, IndexError, AttributeError):
-        return time.monotonic() - _IMPORTED
 
 
 class TimeBudgetError(ValueError):
@@ -121,7 +100,7 @@ class TimeBudget(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # The step count must be known while a schedule that decays to the run's end still warms up: the
         # warm-up does not depend on the length. (Validations among the timed steps are timed apart.)
-        warmups = [kw.get("num_warmup_steps", 0) for kw in _schedule_keywords(trainer) if "num_training_steps" in kw]
+        warmups = [kw.get("num_warmup_steps", 0) for kw in schedule_keywords(trainer) if "num_training_steps" in kw]
         self._apply_at = min([self.calibration_steps, *warmups])
         if next(callback for callback in trainer.callbacks if isinstance(callback, TimeBudget)) is not self:
             self._apply_at = math.inf  # one budget per run: the first TimeBudget plans it
@@ -129,7 +108,7 @@ class TimeBudget(L.Callback):
         if self.plan is not None:  # resumed: the plan made before the stop holds
             self._budget = {key: value for key, value in self.plan.items() if key in BUDGET_KEYS}
             self._share_budget(trainer, self.plan)
-            self._apply(trainer, self.plan)
+            apply_run_length(trainer, self.plan)
             return
         timer = _timer(trainer)
         if trainer.max_steps == -1 and timer is not None and timer._duration is not None:
@@ -186,7 +165,7 @@ class TimeBudget(L.Callback):
         elif timer is not None and timer.time_remaining() is not None and timer.time_remaining() <= 0:
             stopped_by = "the time cap (trainer.max_time): the machine was slower than timed"
         ended = {"steps_run": trainer.global_step, "train_end_s": process_seconds(), "stopped_by": stopped_by}
-        self._write_record(trainer.log_dir, {**record, **ended})  # log_dir asked on every rank: it broadcasts
+        write_record(trainer.log_dir, {**record, **ended})  # log_dir asked on every rank: it broadcasts
 
     def state_dict(self) -> dict[str, Any]:
         return {"plan": self.plan}
@@ -235,13 +214,13 @@ class TimeBudget(L.Callback):
         per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
         if self.validations is not None:
             plan["check_val_every_n_epoch"] = self._every(plan["max_steps"], per_epoch, trainer)
-        if self.ema_share is not None and _ema(trainer) is not None:
+        if self.ema_share is not None and ema_callback(trainer) is not None:
             plan["ema_decay"] = max(0.0, 1 - 1 / (self.ema_share * plan["max_steps"]))
         self.plan = plan
-        self._apply(trainer, plan)
+        apply_run_length(trainer, plan)
         log_dir = trainer.log_dir  # asked on every rank: it broadcasts rank zero's answer
-        self._save_config(trainer, log_dir, plan["max_steps"])
-        self._write_record(log_dir, plan)
+        save_step_count(trainer, log_dir, plan["max_steps"])
+        write_record(log_dir, plan)
         timing = (
             f"{plan['seconds_per_step']:.3f} s/step and {plan['validation_s']:.1f} s/validation: "
             if self._budget
@@ -279,78 +258,6 @@ class TimeBudget(L.Callback):
             return trainer.check_val_every_n_epoch or 1
         return max(1, round(steps / per_epoch / self.validations))
 
-    def _apply(self, trainer: L.Trainer, plan: dict[str, Any]) -> None:
-        """Sets the loop's, the schedule's, the validations' and the average's settings from the step count."""
-        trainer.fit_loop.epoch_loop.max_steps = plan["max_steps"]
-        for keywords in _schedule_keywords(trainer):
-            if "num_training_steps" in keywords:
-                keywords["num_training_steps"] = plan["max_steps"]
-        if "check_val_every_n_epoch" in plan:
-            trainer.check_val_every_n_epoch = plan["check_val_every_n_epoch"]
-        if "ema_decay" in plan:
-            ema = _ema(trainer)
-            # EMAWeightAveraging keeps its decay only inside the averaging function it was built with.
-            ema._kwargs["avg_fn"] = get_ema_avg_fn(plan["ema_decay"])
-            if ema._average_model is not None:
-                ema._average_model.avg_fn = ema._kwargs["avg_fn"]
-
-    # ------------------------------------------------------------------------------------- records
-    @rank_zero_only
-    def _save_config(self, trainer: L.Trainer, log_dir: str | None, steps: int) -> None:
-        """Writes the step count into the run's ``config.yaml``: that config alone repeats the run."""
-        for callback in trainer.callbacks:
-            if isinstance(callback, SaveConfigCallback) and log_dir is not None:
-                callback.config.trainer.max_steps = steps
-                path = Path(log_dir) / callback.config_filename
-                if path.is_file():  # written already at the start of training; else it will be, with the count
-                    atomic_write_bytes(path, callback.parser.dump(callback.config, skip_unset=False).encode())
-
-    @staticmethod
-    @rank_zero_only
-    def _write_record(log_dir: str | None, plan: dict[str, Any]) -> None:
-        """``time_budget.yaml``: the step count, what it was made from, and how the run ended."""
-        import yaml
-
-        if log_dir is None:
-            return
-        timings = lambda key: key.endswith("_s") or key == "seconds_per_step"  # noqa: E731 (the rest exactly)
-        record = {key: round(value, 4) if timings(key) else value for key, value in plan.items()}
-        record["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
-        steps = plan["max_steps"]
-        record["reproduce"] = (
-            f"the same command with --trainer.max_steps={steps}" if steps is not None
-            else "none: the time cap stopped the run before its step count was set"
-        )  # fmt: skip
-        atomic_write_bytes(Path(log_dir) / RECORD, yaml.safe_dump(record, sort_keys=False).encode())
-
-
-def validation_count(steps: float, per_epoch: int, every: int) -> int:
-    """How many validations a run of ``steps`` validating every ``every`` epochs makes, its last step's included."""
-    if math.isinf(steps):
-        return 0
-    epochs = int(steps) // per_epoch
-    return epochs // every + (1 if int(steps) % per_epoch or epochs % every else 0)
-
-
-def time_validation(trainer: L.Trainer, pl_module: L.LightningModule) -> float:
-    """Seconds one pass of the module's ``validation_step`` over the dev data takes, as in this epoch.
-
-    The pass changes nothing: no gradients, the random state restored, nothing logged, the module
-    back in training mode.
-    """
-    source = trainer.datamodule if trainer.datamodule is not None else pl_module
-    start = time.monotonic()
-    with isolate_rng(), torch.no_grad(), trainer.precision_plugin.val_step_context():
-        silent = lambda *args, **kwargs: None  # noqa: E731
-        with mock.patch.object(pl_module, "log", silent), mock.patch.object(pl_module, "log_dict", silent):
-            pl_module.eval()
-            try:
-                for index, batch in enumerate(source.val_dataloader()):
-                    pl_module.validation_step(trainer.strategy.batch_to_device(batch), index)
-            finally:
-                pl_module.train()
-    return time.monotonic() - start
-
 
 def max_time_string(seconds: float) -> str:
     """``trainer.max_time``'s ``DD:HH:MM:SS`` for ``seconds`` (whole seconds, rounded down)."""
@@ -360,19 +267,3 @@ def max_time_string(seconds: float) -> str:
 
 def _timer(trainer: L.Trainer) -> Timer | None:
     return next((callback for callback in trainer.callbacks if isinstance(callback, Timer)), None)
-
-
-def _ema(trainer: L.Trainer) -> EMAWeightAveraging | None:
-    return next((callback for callback in trainer.callbacks if isinstance(callback, EMAWeightAveraging)), None)
-
-
-def _schedule_keywords(trainer: L.Trainer) -> list[dict]:
-    """The keyword arguments of each ``transformers`` schedule's function (a ``functools.partial`` in a
-    ``LambdaLR``): ``num_warmup_steps`` and ``num_training_steps``, changed in place to set the length."""
-    found = []
-    for config in trainer.lr_scheduler_configs:
-        if isinstance(config.scheduler, LambdaLR):
-            found += [
-                fn.keywords for fn in config.scheduler.lr_lambdas if isinstance(getattr(fn, "keywords", None), dict)
-            ]
-    return found

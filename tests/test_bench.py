@@ -11,7 +11,8 @@ import yaml
 from transformers.pytorch_utils import Conv1D
 
 from bench.flops import forward_flops_per_token, training_flops_per_token
-from bench.time_to_quality import Recipe, analyse
+from bench.recipes import Recipe
+from bench.time_to_level import analyse
 from conftest import ROOT, TINY, run_script
 from lightning_modules import PixelLM
 

@@ -4,7 +4,7 @@ import lightning as L
 import torch
 from lightning.pytorch.loggers import CSVLogger
 
-from bench.time_to_quality import read_records
+from bench.validation_records import read_records
 from callbacks import ElapsedTime
 from datamodules import PokemonDataModule
 from lightning_modules import PixelLM

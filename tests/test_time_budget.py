@@ -12,9 +12,10 @@ import yaml
 
 import train
 from callbacks import time_budget
-from callbacks.time_budget import max_time_string, validation_count
+from callbacks.time_budget import max_time_string
+from callbacks.validation_cost import validation_count
 from checkpointing.run_folders import RUN_DIR_ENV
-from cli import reported_errors
+from cli.errors import reported_errors
 from conftest import TINY, run_script
 
 PER_EPOCH = 6  # small_data's 48 training images in batches of 8
@@ -169,7 +170,7 @@ def test_budget_bench_trains_each_budget_and_scores_it(tmp_path, small_data, cla
         "--judge", str(classifier_ckpt), "--decodings", "sampled", "--seeds", "0", "1",
         "--data_dir", str(small_data), "--out", str(out), "--json", str(report),
     )  # fmt: skip
-    from bench.speed import cpu_name
+    from bench.cpu import cpu_name
 
     assert f"CPU: {cpu_name()}, " in result.stdout
     row = json.loads(report.read_text())[-1]
