@@ -24,8 +24,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from checkpointing.run_folders import RUN_DIR_ENV  # the run folder train.py hands to DDP workers: never inherited
+
 ROOT = Path(__file__).resolve().parent.parent
-RUN_DIR_ENV = "POKEMON_RUN_DIR"  # the run folder train.py hands to DDP workers; a test must not inherit one
 LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")  # each prints to stderr in a fresh process
 
 

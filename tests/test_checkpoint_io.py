@@ -12,7 +12,7 @@ from checkpointing.io import AtomicCheckpointIO, CheckpointReadError
 from cli import RUN_DIR_ENV, PixelCLI
 from conftest import TINY
 from files.atomic_write import WriteError
-from test_errors import assert_error
+from entry_points import assert_error
 
 
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

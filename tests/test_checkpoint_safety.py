@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from checkpointing import CheckpointError, load_checkpoint, load_classifier, load_pixel_lm
 from conftest import TINY, run_script
 from generation.decoding import Decoding
-from test_errors import assert_error
+from entry_points import assert_error
 
 REFUSED = f"refused: it holds code ({os.system.__module__}.system)"
 LLAMA = '{"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 16, "intermediate_size": 32}'
