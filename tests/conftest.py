@@ -7,7 +7,6 @@ all xdist workers together.
 
 import atexit
 import gzip
-import hashlib
 import os
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 import torch
 from filelock import FileLock
 
+import inception_cache
 from entry_points import ROOT, Result, run
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # and bit-exact comparisons need one thread count
@@ -151,34 +151,12 @@ def train_tiny(tmp_path, small_data):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def inception_features_once():
-    """Inception features of each distinct image computed once per session (per xdist worker).
-
-    They cost 0.25-0.9 s an image on one CPU thread, and the same images (the small data's dev
-    images, the nearest-neighbour and real references) come back in many tests. Each image's
-    features are its own (batches do not change them: tested in test_inception.py, uncached,
-    through ``InceptionFeatures.forward.__wrapped__``).
-    """
-    from evaluation.inception import InceptionFeatures
-
-    original = InceptionFeatures.forward
-    cache: dict[bytes, torch.Tensor] = {}
-
-    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
-        keys = [hashlib.sha256(f"{image.dtype}{tuple(image.shape)}".encode() + image.cpu().numpy().tobytes()).digest()
-                for image in rgb]  # fmt: skip
-        missing = sorted({index for index, key in enumerate(keys) if key not in cache})
-        if not keys:
-            return original(self, rgb)
-        if missing:
-            for index, features in zip(missing, original(self, rgb[missing])):
-                cache[keys[index]] = features
-        return torch.stack([cache[key] for key in keys]).to(rgb.device)
-
-    forward.__wrapped__ = original
-    InceptionFeatures.forward = forward
+def fid_inputs_once():
+    """Inception features of each distinct image, and each distinct FID, computed once per session (per
+    xdist worker): see inception_cache."""
+    undo = inception_cache.install()
     yield
-    InceptionFeatures.forward = original
+    undo()
 
 
 @pytest.fixture
