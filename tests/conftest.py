@@ -14,7 +14,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported: tiny models gain nothing from threads
+# One thread, set before torch is imported: tiny models gain nothing from more, a busy machine makes extra
+# threads wait on each other, and bit-exact comparisons between runs (test_resume.py) need one thread count.
+os.environ["OMP_NUM_THREADS"] = "1"
 
 import pytest
 import torch
@@ -23,7 +25,7 @@ from filelock import FileLock
 import inception_cache
 from entry_points import ROOT, Result, run
 
-torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))  # and bit-exact comparisons need one thread count
+torch.set_num_threads(1)  # in case torch was imported before this file
 
 SHIPPED_DATA = ROOT / "data" / "pokemon"  # the course's split, gzipped, as the project ships it
 DATA_FILES = ("train.txt", "dev.txt", "test.txt", "colormap.txt")
@@ -41,7 +43,6 @@ def _unpacked_shipped_data() -> Path:
 
 
 DATA_DIR = _unpacked_shipped_data()
-SHARED_DATA = ROOT.parent / "shared" / "data" / "pokemon"  # TODO(tests): gone once test_data.py pins SHA-256
 
 
 def run_script(*args, **kwargs) -> Result:  # TODO(tests): until every file calls entry_points.run

@@ -91,8 +91,8 @@ def assert_error(result: Result, *parts: str) -> str:
 
 
 def _in_new_process(script, args, variables, removed, cwd, timeout) -> Result:
-    # One thread: tiny models gain nothing from more, and a busy machine makes extra threads wait on each other.
-    env = {"OMP_NUM_THREADS": "1", **os.environ, "PYTHONUNBUFFERED": "1", **variables}
+    # One thread, as in the test process (conftest): bit-exact comparisons between runs need one thread count.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **variables}
     for name in removed:
         env.pop(name, None)
     command = [sys.executable, script if script == "-m" else str(ROOT / script), *args]

@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from checkpointing.io import AtomicCheckpointIO, CheckpointReadError
-from cli import RUN_DIR_ENV, PixelCLI
+from checkpointing.run_folders import RUN_DIR_ENV
+from cli import PixelCLI
 from conftest import TINY
-from files.atomic_write import WriteError
 from entry_points import assert_error
+from files.atomic_write import WriteError
 
 
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
