@@ -120,9 +120,11 @@ def classifier_ckpt(tmp_path_factory, worker_id, small_data) -> Path:
         "--trainer.check_val_every_n_epoch=20", "--data.batch_size=16",
         "--model.init_args.negative_types=[blank,noise,random,bands]", "--model.init_args.negative_weights=null",
     )  # fmt: skip
-    folder = built_once(
-        tmp_path_factory, worker_id, "classifier", lambda folder: train(folder / "runs", small_data, *args, config=CLASSIFIER)
-    )
+
+    def build(folder: Path) -> None:
+        train(folder / "runs", small_data, *args, config=CLASSIFIER)
+
+    folder = built_once(tmp_path_factory, worker_id, "classifier", build)
     return folder / "runs" / "version_0" / "checkpoints" / "last.ckpt"
 
 
@@ -168,7 +170,8 @@ def tmpfs(tmp_path):
     def mount(name: str, size: str = "2m", read_only: bool = False, files: dict[str, bytes] | None = None) -> Path:
         folder = tmp_path / name
         folder.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True)
+        command = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]
+        done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
         mounted.append(folder)

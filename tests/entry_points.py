@@ -108,10 +108,16 @@ def _in_this_process(script, args, variables, removed, cwd) -> Result:
     module = args[0] if script == "-m" else None
     sys.argv = [module or str(ROOT / script), *(args[1:] if module else args)]
     os.chdir(cwd or ROOT)
+
+    def as_main() -> None:  # what `python SCRIPT` / `python -m MODULE` execute
+        if module:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(str(ROOT / script), run_name="__main__")
+
     try:
         with _captured() as (stdout, stderr):
-            returncode = _exit_status(lambda: runpy.run_module(module, run_name="__main__", alter_sys=True) if module
-                                      else runpy.run_path(str(ROOT / script), run_name="__main__"))  # fmt: skip
+            returncode = _exit_status(as_main)
     finally:
         _end_wandb()
         os.chdir(saved_cwd)
@@ -163,10 +169,10 @@ def _captured() -> Iterator[tuple[io.StringIO, io.StringIO]]:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         sys.stdout, sys.stderr = saved_streams
-        for fd, saved in zip((1, 2), saved_fds):
+        for fd, saved in zip((1, 2), saved_fds, strict=True):
             os.dup2(saved, fd)
             os.close(saved)
-        for file, text in zip(files, texts):
+        for file, text in zip(files, texts, strict=True):
             file.seek(0)
             text.write(file.read().decode("utf-8", errors="replace"))
             file.close()

@@ -37,7 +37,7 @@ def install() -> Callable[[], None]:
         keys = [_digest(image) for image in rgb]
         missing = sorted({index for index, key in enumerate(keys) if key not in features})
         if missing:
-            for index, row in zip(missing, features_of(self, rgb[missing])):
+            for index, row in zip(missing, features_of(self, rgb[missing]), strict=True):
                 features[keys[index]] = row
         return torch.stack([features[key] for key in keys]).to(rgb.device)
 

@@ -11,7 +11,13 @@ import torch
 
 from lightning_modules import PixelLM
 
-_LLAMA_LIKE = {"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 16, "intermediate_size": 32}
+_LLAMA_LIKE = {
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "hidden_size": 16,
+    "intermediate_size": 32,
+}
 ARCHITECTURES = {
     "gpt2": {"n_layer": 1, "n_head": 2, "n_embd": 16},  # tests/configs/tiny.yaml's
     "llama": _LLAMA_LIKE,
