@@ -45,6 +45,14 @@ def _unpacked_shipped_data() -> Path:
 DATA_DIR = _unpacked_shipped_data()
 
 
+def run_script(*args, **kwargs) -> Result:
+    """The former helper, for tests written before entry_points: a fresh process each time, as it was.
+
+    New tests call ``entry_points.run`` (in-process, ``fresh_process=True`` where the process is the subject).
+    """
+    return run(*args, fresh_process=True, **kwargs)
+
+
 def train(runs: Path, data: Path, *args: str, config: Path = TINY, **kwargs) -> Result:
     """``train.py --config CONFIG`` (the tiny one) into the runs folder ``runs`` on ``data``; ``args`` override."""
     command = ("--config", str(config), "--trainer.default_root_dir", str(runs), "--data.data_dir", str(data))
