@@ -1,21 +1,36 @@
-"""Shared test set-up: the real entry points, run as subprocesses on tiny configs and data."""
+"""Shared test set-up: the data, the tiny runs every test reads, and running the entry points.
+
+The entry points run inside the test process (``entry_points.run``); the runs that many tests only
+read (a tiny trained model, a classifier, one prediction) are made once per session, and once for
+all xdist workers together.
+"""
 
 import atexit
 import gzip
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-import pytest
+# One thread, set before torch is imported: tiny models gain nothing from more, a busy machine makes extra
+# threads wait on each other, and bit-exact comparisons between runs (test_resume.py) need one thread count.
+os.environ["OMP_NUM_THREADS"] = "1"
 
-ROOT = Path(__file__).resolve().parent.parent
+import pytest
+import torch
+from filelock import FileLock
+
+import inception_cache
+from entry_points import ROOT, Result, run
+
+torch.set_num_threads(1)  # in case torch was imported before this file
+
 SHIPPED_DATA = ROOT / "data" / "pokemon"  # the course's split, gzipped, as the project ships it
-SHARED_DATA = ROOT.parent / "shared" / "data" / "pokemon"  # the course's split beside the checkout, when there
 DATA_FILES = ("train.txt", "dev.txt", "test.txt", "colormap.txt")
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+CLASSIFIER = ROOT / "configs" / "classifier.yaml"
 
 
 def _unpacked_shipped_data() -> Path:
@@ -30,52 +45,70 @@ def _unpacked_shipped_data() -> Path:
 DATA_DIR = _unpacked_shipped_data()
 
 
-def run_script(
-    script: str,
-    *args: str,
-    wandb_mode: str | None = "disabled",
-    check: bool = True,
-    timeout: float = 600,
-    env=None,
-    cwd: Path | None = None,
-):
-    """Runs ``python <script> args`` from the repository root, as a user would; returns the CompletedProcess.
+def run_script(*args, **kwargs) -> Result:
+    """The former helper, for tests written before entry_points: a fresh process each time, as it was.
 
-    ``wandb_mode=None`` leaves ``WANDB_MODE`` unset, as for a user who never set it; ``env`` adds variables;
-    ``cwd`` runs it from another folder (``python /path/to/predict.py``), where default outputs land.
+    New tests call ``entry_points.run`` (in-process, ``fresh_process=True`` where the process is the subject).
     """
-    # One thread: tiny models gain nothing from more, and a busy machine makes extra threads wait on each other.
-    env = {"OMP_NUM_THREADS": "1", **os.environ, "WANDB_MODE": wandb_mode, "PYTHONUNBUFFERED": "1", **(env or {})}
-    for name in ("POKEMON_RUN_DIR", *(["WANDB_MODE"] if wandb_mode is None else [])):
-        env.pop(name, None)
-    result = subprocess.run(
-        [sys.executable, script if cwd is None else str(ROOT / script), *args], cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=timeout
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{script} {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return result
+    return run(*args, fresh_process=True, **kwargs)
 
 
-@pytest.fixture(scope="session")
-def small_data(tmp_path_factory) -> Path:
-    """A copy of the real data cut to 48 train, 16 dev and 16 test images, for fast runs."""
-    folder = tmp_path_factory.mktemp("data")
-    for name, keep in (("train.txt", 48), ("dev.txt", 16), ("test.txt", 16), ("colormap.txt", None)):
-        lines = (DATA_DIR / name).read_text().splitlines()
-        (folder / name).write_text("\n".join(lines[:keep]) + "\n")
+def train(runs: Path, data: Path, *args: str, config: Path = TINY, **kwargs) -> Result:
+    """``train.py --config CONFIG`` (the tiny one) into the runs folder ``runs`` on ``data``; ``args`` override."""
+    command = ("--config", str(config), "--trainer.default_root_dir", str(runs), "--data.data_dir", str(data))
+    return run("train.py", *command, *args, **kwargs)
+
+
+def predict(runs: Path, data: Path, output: Path, *args: str, **kwargs) -> Result:
+    """``predict.py`` with the tiny config and the newest run under ``runs``, writing ``output``."""
+    command = ("--config", str(TINY), "--trainer.default_root_dir", str(runs), "--data.data_dir", str(data))
+    return run("predict.py", *command, "--output", str(output), *args, **kwargs)
+
+
+def built_once(tmp_path_factory, worker_id: str, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder that ``build`` fills once per test session, shared by the xdist workers (under a file lock)."""
+    if worker_id == "master":  # no xdist: this process is the session
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    folder = tmp_path_factory.getbasetemp().parent / name  # the session's folder, above each worker's
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".built").is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # what a worker that failed half-way left
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
     return folder
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory, small_data) -> Path:
-    """One tiny training run (3 steps, EMA on, as the shipped configs) shared by every test that only
-    reads it: predicting, exporting, evaluating. Returns its runs folder (``version_0`` inside)."""
-    runs = tmp_path_factory.mktemp("trained") / "runs"
-    run_script(
-        "train.py", "--config", str(TINY), "--trainer.default_root_dir", str(runs),
-        "--data.data_dir", str(small_data), "--trainer.max_steps=3",
+def worker_id(request) -> str:
+    """xdist's worker name (gw0, gw1, ...), or "master" without xdist (xdist's own fixture, when it is there)."""
+    return getattr(request.config, "workerinput", {}).get("workerid", "master")
+
+
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory, worker_id) -> Path:
+    """A copy of the real data cut to 48 train, 16 dev and 16 test images, for fast runs."""
+
+    def build(folder: Path) -> None:
+        for name, keep in (("train.txt", 48), ("dev.txt", 16), ("test.txt", 16), ("colormap.txt", None)):
+            lines = (DATA_DIR / name).read_text().splitlines()
+            (folder / name).write_text("\n".join(lines[:keep]) + "\n")
+
+    return built_once(tmp_path_factory, worker_id, "small_data", build)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, worker_id, small_data) -> Path:
+    """One tiny training run (3 steps, EMA on as in the shipped configs, W&B offline) shared by every test
+    that only reads it: predicting, exporting, evaluating, W&B's records. Returns its runs folder
+    (``version_0`` inside)."""
+    folder = built_once(
+        tmp_path_factory, worker_id, "trained",
+        lambda folder: train(folder / "runs", small_data, "--trainer.max_steps=3", wandb_mode="offline"),
     )  # fmt: skip
-    return runs
+    return folder / "runs"
 
 
 @pytest.fixture(scope="session")
@@ -84,32 +117,53 @@ def lm_ckpt(trained) -> Path:
 
 
 @pytest.fixture(scope="session")
-def classifier_ckpt(tmp_path_factory, small_data) -> Path:
-    """A briefly trained classifier checkpoint (its numbers do not matter, its format does)."""
-    root = tmp_path_factory.mktemp("judge") / "runs"
-    run_script(
-        "train.py", "--config", str(ROOT / "configs/classifier.yaml"),
-        "--trainer.default_root_dir", str(root), "--data.data_dir", str(small_data),
-        "--trainer.max_epochs=-1", "--trainer.max_steps=4", "--trainer.max_time=null", "--trainer.logger=false",
+def classifier_ckpt(tmp_path_factory, worker_id, small_data) -> Path:
+    """A classifier trained for 120 steps on the 48-image copy of the data, through train.py and
+    configs/classifier.yaml: good enough to prefer real images to blank or noisy bottoms.
+
+    Only the easy negatives: with 48 real images, another image's bottom (splice) takes longer to learn.
+    """
+    args = (
+        "--trainer.max_epochs=-1", "--trainer.max_steps=120", "--trainer.max_time=null", "--trainer.logger=false",
+        "--trainer.check_val_every_n_epoch=20", "--data.batch_size=16",
+        "--model.init_args.negative_types=[blank,noise,random,bands]", "--model.init_args.negative_weights=null",
     )  # fmt: skip
-    return root / "version_0" / "checkpoints" / "last.ckpt"
+
+    def build(folder: Path) -> None:
+        train(folder / "runs", small_data, *args, config=CLASSIFIER)
+
+    folder = built_once(tmp_path_factory, worker_id, "classifier", build)
+    return folder / "runs" / "version_0" / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def prediction(tmp_path_factory, worker_id, trained, small_data) -> Path:
+    """The trained run's greedy submission for the small data's 16 test prefixes (and its PNG beside it)."""
+
+    def build(folder: Path) -> None:
+        result = predict(trained, small_data, folder / "submission.txt", "--model.init_args.decoding.do_sample=false")
+        (folder / "stdout.txt").write_text(result.stdout)
+
+    return built_once(tmp_path_factory, worker_id, "prediction", build) / "submission.txt"
 
 
 @pytest.fixture
 def train_tiny(tmp_path, small_data):
-    """Trains the tiny config into ``tmp_path/runs``; extra CLI arguments override it."""
+    """Trains the tiny config into ``tmp_path/runs`` on the small data; extra arguments override it."""
 
-    def train(*args: str, config: Path = TINY, **kwargs):
-        return run_script(
-            "train.py",
-            "--config", str(config),
-            "--trainer.default_root_dir", str(tmp_path / "runs"),
-            "--data.data_dir", str(small_data),
-            *args,
-            **kwargs,
-        )  # fmt: skip
+    def train_here(*args: str, config: Path = TINY, **kwargs) -> Result:
+        return train(tmp_path / "runs", small_data, *args, config=config, **kwargs)
 
-    return train
+    return train_here
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fid_inputs_once():
+    """Inception features of each distinct image, and each distinct FID, computed once per session (per
+    xdist worker): see inception_cache."""
+    undo = inception_cache.install()
+    yield
+    undo()
 
 
 @pytest.fixture
@@ -124,7 +178,8 @@ def tmpfs(tmp_path):
     def mount(name: str, size: str = "2m", read_only: bool = False, files: dict[str, bytes] | None = None) -> Path:
         folder = tmp_path / name
         folder.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True)
+        command = ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]
+        done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
         mounted.append(folder)

@@ -13,8 +13,11 @@ from transformers.pytorch_utils import Conv1D
 from bench.flops import forward_flops_per_token, training_flops_per_token
 from bench.recipes import Recipe
 from bench.time_to_level import analyse
-from conftest import ROOT, TINY, run_script
+from conftest import TINY
+from entry_points import ROOT, run
 from lightning_modules import PixelLM
+from run_logs import validations
+from tiny_models import tiny_model
 
 TINY_LLAMA = {  # grouped-query attention and a gated MLP, as configs/llama.yaml, at the tiny config's size
     "hidden_size": 16, "intermediate_size": 40, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -26,7 +29,7 @@ TINY_LLAMA = {  # grouped-query attention and a gated MLP, as configs/llama.yaml
 def test_speed_bench_prints_table_and_json(tmp_path):
     report = tmp_path / "speed.json"
     args = ("--configs", str(TINY), "--quick", "--warmup", "1", "--steps", "2", "--threads", "1", "--device", "cpu")
-    result = run_script("bench/speed.py", *args, "--json", str(report))
+    result = run("bench/speed.py", *args, "--json", str(report))
     speed, utilisation = result.stdout.split("Model FLOP utilisation")
     rows = [line for line in speed.splitlines() if line.startswith("| tiny |")]
     assert [row.split(" | ")[1] for row in rows] == ["training tokens/s", "generate 80, greedy (outputs identical: True)", "generate 80, sampled"]
@@ -54,29 +57,29 @@ def test_speed_bench_prints_table_and_json(tmp_path):
     assert "| config | MFLOPs/token (fwd+bwd) | tokens/s (project) | GFLOP/s achieved | fp32 matmul GFLOP/s peak" in utilisation
 
 
-def tiny_model(model_type: str = "gpt2", model_config: dict | None = None) -> PixelLM:
-    args = yaml.safe_load(TINY.read_text())["model"]["init_args"]
-    torch.manual_seed(0)
-    return PixelLM(model_type=model_type, model_config=model_config or args["model_config"])
+def tiny_yaml_model(model_type: str = "gpt2", model_config: dict | None = None) -> PixelLM:
+    """tests/configs/tiny.yaml's model (what the speed bench runs), or another ``model_config``, on full images."""
+    config = model_config or yaml.safe_load(TINY.read_text())["model"]["init_args"]["model_config"]
+    return tiny_model(model_type, config, seq_len=400, prefix_len=240)
 
 
 def test_training_flops_per_token_hand_count():
     # tiny.yaml: GPT-2, 1 layer, width 16 (2 heads of 8), MLP 4 x 16 = 64, 167 colours, 399 tokens a step.
     weights = 4 * 16 * 16 + 2 * 16 * 64 + 16 * 167  # q, k, v, o; MLP in and out; lm head
     scores = 2 * 16  # q @ k^T and scores @ v: 2 * heads * head_dim multiply-adds per key, all 399 keys
-    assert training_flops_per_token(tiny_model()) == 3 * 2 * (weights + scores * 399) == 111072
-    assert forward_flops_per_token(tiny_model()) == 2 * (weights + scores * 399)
+    assert training_flops_per_token(tiny_yaml_model()) == 3 * 2 * (weights + scores * 399) == 111072
+    assert forward_flops_per_token(tiny_yaml_model()) == 2 * (weights + scores * 399)
     # Llama: 2 of 4 heads for keys and values (head size 4), three MLP matrices (gate, up, down).
     weights = 2 * (16 * 16 * 2 + 16 * 8 * 2 + 3 * 16 * 40) + 16 * 167
     scores = 2 * 2 * 16
-    assert training_flops_per_token(tiny_model("llama", TINY_LLAMA)) == 3 * 2 * (weights + scores * 399)
+    assert training_flops_per_token(tiny_yaml_model("llama", TINY_LLAMA)) == 3 * 2 * (weights + scores * 399)
 
 
 def test_flop_count_does_not_depend_on_the_attention_kernel():
     """Without attention dropout a CPU runs SDPA's fused kernel, which FlopCounterMode does not count, and
     chunked attention computes less of the masked scores: the count is the full context's all the same."""
-    with_dropout = training_flops_per_token(tiny_model("llama", TINY_LLAMA))
-    fused = tiny_model("llama", {**TINY_LLAMA, "attention_dropout": 0.0})
+    with_dropout = training_flops_per_token(tiny_yaml_model("llama", TINY_LLAMA))
+    fused = tiny_yaml_model("llama", {**TINY_LLAMA, "attention_dropout": 0.0})
     torch.manual_seed(0)
     chunked = PixelLM(model_type="llama", model_config=TINY_LLAMA, attention_chunks=2)
     assert training_flops_per_token(fused) == training_flops_per_token(chunked) == with_dropout
@@ -122,7 +125,7 @@ def test_time_to_quality_two_recipes_end_to_end(tmp_path, small_data):
     out = tmp_path / "ttq"
     recipes = ("--recipe", f"low={TINY}", "--recipe", f"high={TINY} --model.init_args.lr=1e-2")
     common = ("--", "--data.data_dir", str(small_data), "--trainer.max_steps=12")  # 2 epochs of 6 steps
-    result = run_script("bench/time_to_quality.py", "--out", str(out), *recipes, "--levels", "7.3", "1.0", *common)
+    result = run("bench/time_to_quality.py", "--out", str(out), *recipes, "--levels", "7.3", "1.0", *common)
     rows = ttq_table(result.stdout)
     header = next(line for line in result.stdout.splitlines() if line.startswith("| recipe"))
     assert header == "| recipe | training min | best dev bits/pixel | min to <= 7.3 | min to <= 1 |"
@@ -144,17 +147,10 @@ def test_time_to_quality_two_recipes_end_to_end(tmp_path, small_data):
 
 
 @pytest.mark.slow  # trains a classifier and a recipe
-def test_time_to_quality_scores_best_checkpoints_with_a_judge(tmp_path, small_data):
-    judge = tmp_path / "judge"
-    run_script(
-        "train.py", "--config", str(ROOT / "configs/classifier.yaml"),
-        "--trainer.default_root_dir", str(judge), "--data.data_dir", str(small_data),
-        "--trainer.max_epochs=-1", "--trainer.max_steps=4", "--trainer.max_time=null", "--trainer.logger=false",
-    )  # fmt: skip
+def test_time_to_quality_scores_best_checkpoints_with_a_judge(tmp_path, small_data, classifier_ckpt):
     out = tmp_path / "ttq"
-    judge_ckpt = judge / "version_0" / "checkpoints" / "last.ckpt"
     common = ("--", "--data.data_dir", str(small_data), "--trainer.max_steps=6")
-    result = run_script("bench/time_to_quality.py", "--out", str(out), "--recipe", f"only={TINY}", "--judge", str(judge_ckpt), *common)
+    result = run("bench/time_to_quality.py", "--out", str(out), "--recipe", f"only={TINY}", "--judge", str(classifier_ckpt), *common)
     row = ttq_table(result.stdout)["only"]
     assert len(row) == 3 + 4 + 2  # the default levels, then FID and PDR
     quality = json.loads((out / "time_to_quality.json").read_text())["recipes"][0]["quality"]
@@ -169,7 +165,7 @@ def test_quality_bench_seeds_judges_and_new_pokemon(lm_ckpt, classifier_ckpt, sm
     strict.parent.mkdir(parents=True)
     strict.write_bytes(classifier_ckpt.read_bytes())
     report = tmp_path / "quality.json"
-    result = run_script(
+    result = run(
         "bench/quality.py", "--runs", str(lm_ckpt), "--judge", str(classifier_ckpt), str(strict),
         "--seeds", "0", "1", "--decodings", "sampled", "new", "--data_dir", str(small_data), "--json", str(report),
         "--spread",

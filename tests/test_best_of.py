@@ -7,16 +7,12 @@ import pytest
 import torch
 
 from checkpointing import load_pixel_lm
-from conftest import TINY, run_script
+from conftest import predict
 from datamodules.pixel_files import read_images, read_palette
 from datamodules.submission import check
+from entry_points import assert_error, run
 from generation.decoding import Decoding
-from lightning_modules import PixelLM
-
-
-def tiny_model() -> PixelLM:
-    torch.manual_seed(0)
-    return PixelLM(model_type="gpt2", model_config={"n_layer": 1, "n_head": 2, "n_embd": 16}, seq_len=40, prefix_len=24)
+from tiny_models import tiny_model
 
 
 def test_keeps_the_candidate_the_reranker_scores_highest():
@@ -108,33 +104,20 @@ def test_consensus_without_a_palette_is_a_clear_error():
 
 
 @pytest.mark.parametrize("setting, value", [("contrast", 0.5), ("consensus", 2)])
-def test_predict_best_of_rules_take_the_data_modules_images_and_palette(setting, value, train_tiny, tmp_path, small_data):
-    """predict.py fits contrast's bigram on the training split and compares consensus by the data's palette."""
-    train_tiny("--trainer.max_steps=2")
+def test_predict_best_of_rules_take_the_data_modules_images_and_palette(setting, value, trained, lm_ckpt, small_data, tmp_path):
+    """predict.py fits contrast's bigram on the training split and compares consensus by the data's palette,
+    and writes a valid submission."""
     output = tmp_path / f"{setting}.txt"
-    run_script(
-        "predict.py", "--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "runs"),
-        "--data.data_dir", str(small_data), "--output", str(output), "--model.init_args.decoding.do_sample=true",
-        "--model.init_args.decoding.best_of=3", f"--model.init_args.decoding.{setting}={value}",
-    )  # fmt: skip
+    best_of = ("--model.init_args.decoding.do_sample=true", "--model.init_args.decoding.best_of=3")
+    predict(trained, small_data, output, *best_of, f"--model.init_args.decoding.{setting}={value}")
     written = check(output, small_data / "test.txt")
+    assert written.shape == (16, 400)
     # The same choice in-process, with the bigram of the same training split and the same colours.
-    model = load_pixel_lm(next((tmp_path / "runs").rglob("best.ckpt")))
+    model = load_pixel_lm(lm_ckpt)
     model.use_training_images(read_images(small_data / "train.txt", 400))
     model.use_palette(read_palette(small_data / "colormap.txt"))
     decoding = replace(model.decoding, do_sample=True, best_of=3, **{setting: value})
     assert torch.equal(written, model.complete(read_images(small_data / "test.txt", 240), decoding))
-
-
-def test_predict_best_of_writes_a_valid_submission(train_tiny, tmp_path, small_data):
-    train_tiny("--trainer.max_steps=2")
-    output = tmp_path / "best_of.txt"
-    run_script(
-        "predict.py", "--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "runs"),
-        "--data.data_dir", str(small_data), "--output", str(output),
-        "--model.init_args.decoding.do_sample=true", "--model.init_args.decoding.best_of=3",
-    )  # fmt: skip
-    assert check(output, small_data / "test.txt").shape == (16, 400)
 
 
 def test_reranker_by_its_runs_folder_is_the_newest_best_ckpt(trained, classifier_ckpt, small_data, tmp_path):
@@ -148,16 +131,15 @@ def test_reranker_by_its_runs_folder_is_the_newest_best_ckpt(trained, classifier
         "--model.init_args.decoding.do_sample=true", "--model.init_args.decoding.best_of=3",
     )  # fmt: skip
     by_file, by_folder = tmp_path / "by_file.txt", tmp_path / "by_folder.txt"
-    run_script("predict.py", *common, "--reranker", str(classifier_ckpt), "--output", str(by_file))
-    result = run_script("predict.py", *common, "--reranker", str(runs), "--output", str(by_folder))
+    run("predict.py", *common, "--reranker", str(classifier_ckpt), "--output", str(by_file))
+    result = run("predict.py", *common, "--reranker", str(runs), "--output", str(by_folder))
     assert f"Reranking with {runs / 'version_1' / 'checkpoints' / 'best.ckpt'}" in result.stdout
     assert by_folder.read_bytes() == by_file.read_bytes()
 
     empty = tmp_path / "no_classifier"
     empty.mkdir()
-    result = run_script("predict.py", *common, "--reranker", str(empty), "--output", str(tmp_path / "x.txt"), check=False)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == (
+    result = run("predict.py", *common, "--reranker", str(empty), "--output", str(tmp_path / "x.txt"), check=False)
+    assert assert_error(result) == (
         f"error: --reranker: no checkpoints/best.ckpt in any run under {empty} "
         "(train one: python train.py --config configs/classifier.yaml)"
     )

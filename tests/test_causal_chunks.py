@@ -1,6 +1,5 @@
 """Chunked causal attention (lightning_modules/causal_chunks.py) and the validation's completion cadence."""
 
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,7 +7,8 @@ import torch.nn.functional as F
 import lightning_modules.causal_chunks as causal_chunks
 from generation.decoding import Decoding
 from lightning_modules import PixelLM
-from wandb_records import history, metric
+from run_logs import history, metric, validations
+from tiny_models import as_option, tiny_model
 
 LLAMA = {"num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_size": 32,
          "intermediate_size": 64, "attention_dropout": 0.0}  # fmt: skip
@@ -40,11 +40,9 @@ def test_chunk_bounds_cover_the_image():
 
 
 def twin_models(chunks: int) -> tuple[PixelLM, PixelLM]:
-    torch.manual_seed(0)
-    plain = PixelLM(model_type="llama", model_config=LLAMA, seq_len=40, prefix_len=24, grid_positions=True, image_width=8)
-    torch.manual_seed(0)
-    chunked = PixelLM(model_type="llama", model_config=LLAMA, seq_len=40, prefix_len=24, grid_positions=True,
-                      image_width=8, attention_chunks=chunks)  # fmt: skip
+    """The same weights, attending in one piece and in ``chunks``."""
+    plain = tiny_model("llama", LLAMA, grid_positions=True, image_width=8)
+    chunked = tiny_model("llama", LLAMA, grid_positions=True, image_width=8, attention_chunks=chunks)
     return plain, chunked
 
 
@@ -93,7 +91,7 @@ def test_evaluation_and_generation_run_sdpa_as_is(monkeypatch):
 def test_train_py_chunks_and_completes_every_second_epoch(train_tiny, tmp_path):
     train_tiny(
         "--model.init_args.model_type=llama",
-        f"--model.init_args.model_config={LLAMA}",
+        f"--model.init_args.model_config={as_option(LLAMA)}",
         "--model.init_args.attention_chunks=2",
         "--model.init_args.recon_every_n_epochs=2",
         "--trainer.max_steps=-1", "--trainer.max_epochs=4", "--trainer.limit_train_batches=2",

@@ -12,8 +12,8 @@ from checkpointing.io import AtomicCheckpointIO, CheckpointReadError
 from checkpointing.run_folders import RUN_DIR_ENV
 from cli.fit import FitCLI
 from conftest import TINY
+from entry_points import assert_error
 from files.atomic_write import WriteError
-from test_errors import assert_error
 
 
 def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -13,12 +13,13 @@ import torch
 from safetensors.torch import load_file
 
 from checkpointing import CheckpointError, load_checkpoint, load_classifier, load_pixel_lm
-from conftest import TINY, run_script
+from conftest import TINY, predict
+from entry_points import assert_error, run
 from generation.decoding import Decoding
-from test_errors import assert_error
+from tiny_models import as_option, tiny_config
 
 REFUSED = f"refused: it holds code ({os.system.__module__}.system)"
-LLAMA = '{"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 16, "intermediate_size": 32}'
+LLAMA = as_option(tiny_config("llama"))
 
 
 class Payload:
@@ -64,17 +65,14 @@ def test_train_and_predict_ckpt_path(trained, lm_ckpt, small_data, tmp_path, mar
     common = ("--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "runs"), "--data.data_dir", str(small_data))
     for script in ("train.py", "predict.py", "export.py"):
         extra = ("--out", str(tmp_path / "out")) if script == "export.py" else ()
-        result = run_script(script, *common, "--ckpt_path", str(evil), *extra, check=False)
+        result = run(script, *common, "--ckpt_path", str(evil), *extra, check=False)
         assert_error(result, str(evil), REFUSED)
         assert not marker.exists()
 
 
 def test_predict_reranker(trained, classifier_ckpt, small_data, tmp_path, marker):
     evil = with_payload(classifier_ckpt, tmp_path / "evil_judge.ckpt", marker)
-    result = run_script(
-        "predict.py", "--config", str(TINY), "--trainer.default_root_dir", str(trained),
-        "--data.data_dir", str(small_data), "--output", str(tmp_path / "out.txt"), "--reranker", str(evil), check=False,
-    )  # fmt: skip
+    result = predict(trained, small_data, tmp_path / "out.txt", "--reranker", str(evil), check=False)
     assert_error(result, str(evil), REFUSED)
 
 
@@ -87,22 +85,27 @@ def test_evaluate(which, trained, lm_ckpt, classifier_ckpt, small_data, tmp_path
     else:
         model = evil if which == "ckpt_path" else lm_ckpt
         args = ("--config", str(TINY), "--data.data_dir", str(small_data), "--ckpt_path", str(model), "--classifier", str(judge))
-    assert_refused(run_script("evaluate.py", *args, check=False), evil, marker, "error: ", REFUSED)
+    assert_refused(run("evaluate.py", *args, check=False), evil, marker, "error: ", REFUSED)
 
 
-@pytest.mark.parametrize("which", ["judge", "reranker", "runs"])
+# The bench scores its reference rows (Inception features of 48 images) before it loads a run or the reranker.
+SCORES_REFERENCES_FIRST = pytest.mark.slow
+
+
+@pytest.mark.parametrize("which", ["judge", pytest.param("reranker", marks=SCORES_REFERENCES_FIRST),
+                                   pytest.param("runs", marks=SCORES_REFERENCES_FIRST)])  # fmt: skip
 def test_bench_quality(which, lm_ckpt, classifier_ckpt, small_data, tmp_path, marker):
     evil = with_payload(lm_ckpt if which == "runs" else classifier_ckpt, tmp_path / "evil.ckpt", marker)
     files = {"judge": classifier_ckpt, "reranker": classifier_ckpt, "runs": lm_ckpt, which: evil}
     args = [arg for key, path in files.items() for arg in (f"--{key}", str(path))]
-    result = run_script("bench/quality.py", *args, "--data_dir", str(small_data), check=False)
+    result = run("bench/quality.py", *args, "--data_dir", str(small_data), check=False)
     assert_refused(result, evil, marker, "error: ", REFUSED)
 
 
 def test_bench_speed(lm_ckpt, tmp_path, marker):
     evil = with_payload(lm_ckpt, tmp_path / "evil.ckpt", marker)
     args = ("--configs", str(TINY), "--quick", "--threads", "1", "--device", "cpu", "--ckpt", str(evil))
-    assert_refused(run_script("bench/speed.py", *args, check=False), evil, marker, "error: ", REFUSED)
+    assert_refused(run("bench/speed.py", *args, check=False), evil, marker, "error: ", REFUSED)
 
 
 def test_quality_callback_classifier(train_tiny, classifier_ckpt, tmp_path, marker):
@@ -192,23 +195,17 @@ def test_predict_ckpt_path_that_is_no_checkpoint(small_data, tmp_path):
     """The CLI checks --ckpt_path with the loader above before Lightning reads it: its message, on one line."""
     path = tmp_path / "x.ckpt"
     path.write_text("this is not a checkpoint\n")
-    result = run_script(
-        "predict.py", "--config", str(TINY), "--data.data_dir", str(small_data), "--ckpt_path", str(path),
-        "--trainer.default_root_dir", str(tmp_path / "runs"), "--output", str(tmp_path / "out.txt"), check=False,
-    )  # fmt: skip
+    result = predict(tmp_path / "runs", small_data, tmp_path / "out.txt", "--ckpt_path", str(path), check=False)
     assert_error(result, f"{path}: is not a checkpoint (torch.load cannot read it)")
 
 
 def test_reranker_given_a_language_model(trained, lm_ckpt, small_data, tmp_path):
-    result = run_script(
-        "predict.py", "--config", str(TINY), "--trainer.default_root_dir", str(trained),
-        "--data.data_dir", str(small_data), "--output", str(tmp_path / "out.txt"), "--reranker", str(lm_ckpt), check=False,
-    )  # fmt: skip
+    result = predict(trained, small_data, tmp_path / "out.txt", "--reranker", str(lm_ckpt), check=False)
     assert_error(result, f"{lm_ckpt}: is a PixelLM checkpoint, not a PokemonClassifier")
 
 
 def test_evaluate_checkpoint_of_another_architecture(lm_ckpt, classifier_ckpt, small_data):
-    result = run_script(
+    result = run(
         "evaluate.py", "--config", str(TINY), "--data.data_dir", str(small_data), "--ckpt_path", str(lm_ckpt),
         "--classifier", str(classifier_ckpt), "--model.init_args.model_type=llama", f"--model.init_args.model_config={LLAMA}",
         check=False,
@@ -225,7 +222,7 @@ def test_evaluate_checkpoint_of_another_architecture(lm_ckpt, classifier_ckpt, s
 @pytest.mark.slow  # two exports, four predictions, an evaluation
 def test_export_predicts_as_the_checkpoint_and_holds_no_pickle(trained, lm_ckpt, classifier_ckpt, small_data, tmp_path):
     out = tmp_path / "tiny_export"
-    result = run_script("export.py", "--trainer.default_root_dir", str(trained), "--data.data_dir", str(small_data), "--out", str(out))
+    result = run("export.py", "--trainer.default_root_dir", str(trained), "--data.data_dir", str(small_data), "--out", str(out))
     assert f"Exported {lm_ckpt} to {out}/" in result.stdout  # the newest run's best.ckpt
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "generation_config.json", "model.safetensors", "pixel_lm.json"]
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary folder left beside it
@@ -239,25 +236,25 @@ def test_export_predicts_as_the_checkpoint_and_holds_no_pickle(trained, lm_ckpt,
 
     from_ckpt, from_folder = tmp_path / "from_ckpt.txt", tmp_path / "from_folder.txt"
     trusted = ("--trainer.default_root_dir", str(trained))  # its run's config.yaml is read only from a runs root
-    run_script("predict.py", "--ckpt_path", str(lm_ckpt), *trusted, "--data.data_dir", str(small_data), "--output", str(from_ckpt))
-    run_script("predict.py", "--ckpt_path", str(out), "--data.data_dir", str(small_data), "--output", str(from_folder))
+    run("predict.py", "--ckpt_path", str(lm_ckpt), *trusted, "--data.data_dir", str(small_data), "--output", str(from_ckpt))
+    run("predict.py", "--ckpt_path", str(out), "--data.data_dir", str(small_data), "--output", str(from_folder))
     assert from_folder.read_bytes() == from_ckpt.read_bytes()
 
-    again = run_script("export.py", "--ckpt_path", str(lm_ckpt), *trusted, "--data.data_dir", str(small_data), "--out", str(out), check=False)
+    again = run("export.py", "--ckpt_path", str(lm_ckpt), *trusted, "--data.data_dir", str(small_data), "--out", str(out), check=False)
     assert_error(again, f"{out}: exists and is not empty; pass --overwrite to replace it")
 
     other = Path(shutil.copytree(out, tmp_path / "other_palette"))
     settings = json.loads((other / "pixel_lm.json").read_text())
     settings["palette"][5] = [1, 2, 3]
     (other / "pixel_lm.json").write_text(json.dumps(settings))
-    result = run_script("predict.py", "--ckpt_path", str(other), "--data.data_dir", str(small_data), "--output", str(tmp_path / "x.txt"), check=False)
+    result = run("predict.py", "--ckpt_path", str(other), "--data.data_dir", str(small_data), "--output", str(tmp_path / "x.txt"), check=False)
     assert_error(result, f"{other}: its palette differs from the data's at colour 5 ([1, 2, 3] there")
 
-    result = run_script("evaluate.py", "--ckpt_path", str(out), "--data.data_dir", str(small_data), "--classifier", str(classifier_ckpt))
+    result = run("evaluate.py", "--ckpt_path", str(out), "--data.data_dir", str(small_data), "--classifier", str(classifier_ckpt))
     printed = json.loads(result.stdout.strip().splitlines()[-1])
     assert printed["checkpoint"] == str(out) and printed["num_images"] == 16 and printed["decoding"]["do_sample"] is False
     # A config of another size does not silently take the folder's weights.
-    wrong = run_script(
+    wrong = run(
         "predict.py", "--config", str(TINY), '--model.init_args.model_config={"n_layer": 1, "n_head": 2, "n_embd": 32}',
         "--ckpt_path", str(out), "--trainer.default_root_dir", str(tmp_path / "runs"),
         "--data.data_dir", str(small_data), "--output", str(tmp_path / "x.txt"), check=False,

@@ -3,33 +3,16 @@
 import pytest
 import torch
 
-from conftest import DATA_DIR, ROOT, run_script
-from datamodules.pixel_files import read_images, read_palette
-from lightning_modules import PokemonClassifier
+from conftest import CLASSIFIER, DATA_DIR
 from datamodules.negatives import NEGATIVE_TYPES, Corruptor, fit_bigram, translate
-
-CONFIG = ROOT / "configs" / "classifier.yaml"
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, small_data):
-    """A classifier trained for 120 steps on the 48-image copy of the data (about 15 s).
-
-    Only the easy negatives: with 48 real images, another image's bottom (splice) takes longer to learn.
-    """
-    root = tmp_path_factory.mktemp("classifier") / "runs"
-    run_script(
-        "train.py", "--config", str(CONFIG),
-        "--trainer.default_root_dir", str(root), "--data.data_dir", str(small_data),
-        "--trainer.max_epochs=-1", "--trainer.max_steps=120", "--trainer.max_time=null",
-        "--trainer.check_val_every_n_epoch=20", "--data.batch_size=16",
-        "--model.init_args.negative_types=[blank,noise,random,bands]", "--model.init_args.negative_weights=null",
-    )  # fmt: skip
-    return root / "version_0" / "checkpoints" / "last.ckpt"
+from datamodules.pixel_files import read_images, read_palette
+from entry_points import assert_error, run
+from lightning_modules import PokemonClassifier
 
 
-def test_trained_classifier_prefers_real_images(trained, small_data):
-    classifier = PokemonClassifier.load_from_checkpoint(trained, map_location="cpu")
+def test_trained_classifier_prefers_real_images(classifier_ckpt, small_data):
+    """The session's classifier (conftest: 120 steps through train.py and configs/classifier.yaml)."""
+    classifier = PokemonClassifier.load_from_checkpoint(classifier_ckpt, map_location="cpu")
     dev = read_images(small_data / "dev.txt")
     corrupt = Corruptor(240, 20, fit_bigram(dev, 167))
     generator = torch.Generator().manual_seed(0)
@@ -40,8 +23,8 @@ def test_trained_classifier_prefers_real_images(trained, small_data):
         assert (real > 0.5).float().mean() > (spoiled > 0.5).float().mean(), kind
 
 
-def test_checkpoint_is_self_contained(trained, small_data):
-    checkpoint = torch.load(trained, weights_only=False)
+def test_checkpoint_is_self_contained(classifier_ckpt, small_data):
+    checkpoint = torch.load(classifier_ckpt, weights_only=False)
     assert torch.equal(checkpoint["state_dict"]["palette"], read_palette(small_data / "colormap.txt"))
     assert checkpoint["state_dict"]["bigram"].sum(1).allclose(torch.ones(167))  # fitted, row-stochastic
     assert checkpoint["hyper_parameters"]["vocab_size"] == 167  # linked from the data module
@@ -68,13 +51,22 @@ def test_negatives_keep_the_top_and_change_the_bottom(kind):
     assert 0 <= spoiled.min() and spoiled.max() < 167
 
 
-def test_translate_fills_with_background():
-    image = torch.arange(1, 401).view(1, 400)
+def moved_by(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """A 20 x 20 image moved ``dy`` rows down and ``dx`` columns right, the uncovered pixels background (0)."""
+    grid, out = image.view(20, 20), torch.zeros(20, 20, dtype=image.dtype)
+    out[max(dy, 0) : 20 + min(dy, 0), max(dx, 0) : 20 + min(dx, 0)] = grid[max(-dy, 0) : 20 - max(dy, 0), max(-dx, 0) : 20 - max(dx, 0)]
+    return out.flatten()
+
+
+def test_translate_moves_each_image_by_up_to_a_pixel_filling_with_background():
+    image = torch.arange(1, 401).view(1, 400)  # every pixel a colour of its own, none the background
     moved = translate(image.repeat(64, 1), 20, torch.Generator().manual_seed(0), max_shift=1)
-    assert (moved == 0).any() and set(moved.unique().tolist()) <= set(range(401))
+    shifts = {(dy, dx): moved_by(image[0], dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+    seen = [next((shift for shift, expected in shifts.items() if torch.equal(row, expected)), None) for row in moved]
+    assert None not in seen  # each image is the original moved by at most a pixel, filled with 0
+    assert len(set(seen)) == 9  # 64 draws: every move, staying put included
 
 
 def test_unknown_negative_type_is_a_clear_error():
-    result = run_script("train.py", "--config", str(CONFIG), "--model.init_args.negative_types=[blank,smudge]", check=False)
-    assert result.returncode != 0
-    assert "negative_types: unknown ['smudge']" in result.stderr
+    result = run("train.py", "--config", str(CLASSIFIER), "--model.init_args.negative_types=[blank,smudge]", check=False)
+    assert_error(result, "negative_types: unknown ['smudge']")

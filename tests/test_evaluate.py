@@ -11,11 +11,12 @@ import socket
 import pytest
 import torch
 
-from conftest import DATA_DIR, ROOT, run_script
+from conftest import DATA_DIR, TINY
 from datamodules.pixel_files import read_images, read_palette
-from evaluation.scoring import CLASSIFIER_HINT, QualityJudge, load_classifier
+from entry_points import run
 from evaluation.metrics import FeaturesUnavailable, PokemonDetectionRate, build_fid
-from wandb_records import history, metric
+from evaluation.scoring import CLASSIFIER_HINT, QualityJudge, load_classifier
+from run_logs import history, metric
 
 REFERENCES = {"fid_ref_nearest", "fid_ref_real"}
 COUNTS = {"features", "num_images", "num_reference_images"}
@@ -89,12 +90,11 @@ def eight_dev(tmp_path, small_data):
 
 
 @pytest.mark.slow
-def test_evaluate_checkpoint_without_classifier_prints_inception_fid_references_and_a_hint(train_tiny, tmp_path, eight_dev):
-    train_tiny("--trainer.max_steps=2")
+def test_evaluate_checkpoint_without_classifier_prints_inception_fid_references_and_a_hint(trained, tmp_path, eight_dev):
     out = tmp_path / "scores.json"
-    result = run_script(
-        "evaluate.py", "--config", str(ROOT / "tests/configs/tiny.yaml"),
-        "--trainer.default_root_dir", str(tmp_path / "runs"), "--data.data_dir", str(eight_dev),
+    result = run(
+        "evaluate.py", "--config", str(TINY),
+        "--trainer.default_root_dir", str(trained), "--data.data_dir", str(eight_dev),
         "--json_out", str(out), "--model.init_args.decoding.do_sample=true", "--model.init_args.decoding.top_k=50",
         "--completions_out", str(tmp_path / "completions.txt"),
     )  # fmt: skip
@@ -106,7 +106,7 @@ def test_evaluate_checkpoint_without_classifier_prints_inception_fid_references_
     assert printed["checkpoint"].endswith("version_0/checkpoints/best.ckpt")  # the newest run's best
     assert printed["classifier"] is None and printed["features"].startswith("Inception-v3 pool (2048-d")
     assert printed["num_images"] == printed["num_reference_images"] == 8 and printed["decoding"]["top_k"] == 50
-    # A 2-step model draws noise; copying real bottoms is far better, real images better still on their own.
+    # A 3-step model draws noise; copying real bottoms is far better, real images better still on their own.
     assert printed["fid"] > printed["fid_ref_nearest"] > 0 and printed["fid_ref_real"] > 0
     table = rows(result.stdout)
     assert "a model should beat it" in table["fid_ref_nearest"] and "real training images" in table["fid_ref_real"]
@@ -115,11 +115,10 @@ def test_evaluate_checkpoint_without_classifier_prints_inception_fid_references_
     assert torch.equal(completions[:, :240], read_images(eight_dev / "dev.txt")[:, :240])
 
 
-def test_evaluate_checkpoint_with_classifier_features_prints_pdr(train_tiny, tmp_path, small_data, classifier_ckpt):
-    train_tiny("--trainer.max_steps=2")
-    result = run_script(
-        "evaluate.py", "--config", str(ROOT / "tests/configs/tiny.yaml"),
-        "--trainer.default_root_dir", str(tmp_path / "runs"), "--data.data_dir", str(small_data),
+def test_evaluate_checkpoint_with_classifier_features_prints_pdr(trained, small_data, classifier_ckpt):
+    result = run(
+        "evaluate.py", "--config", str(TINY),
+        "--trainer.default_root_dir", str(trained), "--data.data_dir", str(small_data),
         "--classifier", str(classifier_ckpt), "--features", "classifier",
     )  # fmt: skip
     printed = json.loads(result.stdout.strip().splitlines()[-1])
@@ -131,7 +130,7 @@ def test_evaluate_checkpoint_with_classifier_features_prints_pdr(train_tiny, tmp
 @pytest.mark.slow
 def test_evaluate_images_with_classifier_prints_pdr_and_both_fids(eight_dev, classifier_ckpt):
     eight = eight_dev / "dev.txt"
-    result = run_script(
+    result = run(
         "evaluate.py", "--images", str(eight), "--reference", str(eight), "--data_dir", str(eight_dev),
         "--classifier", str(classifier_ckpt),
     )  # fmt: skip

@@ -1,4 +1,7 @@
-"""The README's commands in a fresh copy of the project with nothing beside it: no ../shared, no network."""
+"""The README's commands in a fresh copy of the project with nothing beside it: no ../shared, no network.
+
+Real processes in the copy, with a bare environment: what is tested is that the copy alone suffices.
+"""
 
 import shutil
 import subprocess
@@ -6,8 +9,8 @@ import sys
 
 import pytest
 
-from conftest import ROOT
 from datamodules.pixel_files import read_images
+from entry_points import ROOT
 
 # The default config made quick: 2 batches a epoch, validation (and with it best.ckpt) after epoch 2; its
 # reranker (the last callback, TrainReranker) as quick: one epoch of 2 batches, validated.
@@ -28,7 +31,7 @@ def clone(tmp_path_factory):
     return folder
 
 
-def run(clone, *args, check=True):
+def run_in(clone, *args, check=True):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(clone), "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1",
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}  # fmt: skip
     result = subprocess.run([sys.executable, *args], cwd=clone, env=env, capture_output=True, text=True, timeout=900)
@@ -39,25 +42,25 @@ def run(clone, *args, check=True):
 
 @pytest.mark.slow
 def test_train_by_bare_name_then_bare_predict_writes_the_course_submission(clone):
-    run(clone, "train.py", "--config", "llama.yaml", *QUICK)
+    run_in(clone, "train.py", "--config", "llama.yaml", *QUICK)
     best = clone / "runs" / "llama" / "version_0" / "checkpoints" / "best.ckpt"
     assert best.is_file()
     reranker = clone / "runs" / "llama" / "version_0" / "reranker" / "version_0" / "checkpoints" / "best.ckpt"
     assert reranker.is_file()  # trained by the same command
-    result = run(clone, "predict.py")
+    result = run_in(clone, "predict.py")
     assert "using the newest run, runs/llama/version_0" in result.stdout
     assert "Reranking with runs/llama/version_0/reranker/version_0/checkpoints/best.ckpt" in result.stdout
     submission = read_images(clone / "submission.txt", 400, 167)
     test = read_images(clone / "data" / "pokemon" / "test.txt", 240, 167)  # the shipped .gz
     assert submission.shape == (80, 400) and (submission[:, :240] == test).all()
-    checked = run(clone, "-m", "datamodules.submission", "check", "submission.txt")
+    checked = run_in(clone, "-m", "datamodules.submission", "check", "submission.txt")
     assert checked.stdout.startswith("OK: submission.txt: 80 images of 400 pixels")
-    run(clone, "train.py", "--config", "configs/llama.yaml", *QUICK)  # the path form works as well
+    run_in(clone, "train.py", "--config", "configs/llama.yaml", *QUICK)  # the path form works as well
     assert (clone / "runs" / "llama" / "version_1" / "checkpoints" / "best.ckpt").is_file()
 
 
 def test_bare_predict_before_any_training_says_what_to_do(clone):
-    result = run(clone, "predict.py", "--trainer.default_root_dir", "nowhere", check=False)
+    result = run_in(clone, "predict.py", "--trainer.default_root_dir", "nowhere", check=False)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         "error: no --config given and no trained run under nowhere/: train one first "

@@ -6,22 +6,23 @@ import torch
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from generation.complete import new_cache
-from generation.decoding import Decoding
-from lightning_modules import PixelLM
-from generation.decoding import TopKTopPLogitsWarper
+from generation.decoding import Decoding, TopKTopPLogitsWarper
 from generation.kv_cache import FilledInPlaceCache
+from lightning_modules import PixelLM
+from tiny_models import tiny_config
+from tiny_models import tiny_model as tiny_model_of
 
+# Two layers, so the cache spans layers; Mistral's attention without its sliding window unless a test sets one.
 ARCHITECTURES = {
-    "gpt2": {"n_layer": 2, "n_head": 2, "n_embd": 16},
-    "llama": {"num_hidden_layers": 2, "hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2},
-    "mistral": {"num_hidden_layers": 2, "hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "sliding_window": None},
-    "qwen3": {"num_hidden_layers": 2, "hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 4},
-}  # fmt: skip
+    "gpt2": tiny_config("gpt2", n_layer=2),
+    "llama": tiny_config("llama", num_hidden_layers=2),
+    "mistral": tiny_config("mistral", num_hidden_layers=2, sliding_window=None),
+    "qwen3": tiny_config("qwen3", num_hidden_layers=2),
+}
 
 
 def tiny_model(model_type: str, **config) -> PixelLM:
-    torch.manual_seed(0)
-    return PixelLM(model_type=model_type, model_config={**ARCHITECTURES[model_type], **config}, seq_len=40, prefix_len=24)
+    return tiny_model_of(model_type, {**ARCHITECTURES[model_type], **config})
 
 
 def course_generate(model: PixelLM, prefixes: torch.Tensor, **kwargs) -> torch.Tensor:

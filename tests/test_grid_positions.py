@@ -3,28 +3,23 @@
 import pytest
 import torch
 
-from conftest import TINY, run_script
+from conftest import TINY
 from datamodules.pixel_files import read_images
+from entry_points import assert_error, run
 from generation.decoding import Decoding
 from lightning_modules import PixelLM
-
-ARCHITECTURES = {
-    "gpt2": {"n_layer": 1, "n_head": 2, "n_embd": 16},
-    "llama": {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1},
-}
+from tiny_models import ARCHITECTURES, tiny_model
 
 
 def grid_model(model_type: str) -> PixelLM:
-    torch.manual_seed(0)
-    model = PixelLM(model_type=model_type, model_config=ARCHITECTURES[model_type], seq_len=40, prefix_len=24,
-                    grid_positions=True, image_width=8).eval()  # fmt: skip
+    model = tiny_model(model_type, grid_positions=True, image_width=8).eval()
     with torch.no_grad():  # large row/column embeddings, so any position off by one changes the argmax
         for table in model.model.base_model.grid_positions.parameters():
             table.normal_(0, 2)
     return model
 
 
-@pytest.mark.parametrize("model_type", ARCHITECTURES)
+@pytest.mark.parametrize("model_type", ["gpt2", "llama"])
 def test_cached_generation_sees_the_positions_of_training(model_type):
     """Greedy completion (KV cache, one position per step) is the argmax of the teacher-forced pass at every pixel."""
     model = grid_model(model_type)
@@ -56,21 +51,21 @@ def test_train_export_predict_with_grid_positions(tmp_path, small_data):
     """The embeddings are trained, kept in best.ckpt and in an exported folder: both predict the same file."""
     runs = tmp_path / "runs"
     grid = "--model.init_args.grid_positions=true"
-    run_script("train.py", "--config", str(TINY), "--trainer.default_root_dir", str(runs),
+    run("train.py", "--config", str(TINY), "--trainer.default_root_dir", str(runs),
                "--data.data_dir", str(small_data), "--trainer.max_steps=3", grid)  # fmt: skip
     checkpoint = runs / "version_0" / "checkpoints" / "best.ckpt"
     state = torch.load(checkpoint, weights_only=True)["state_dict"]
     assert state["model.transformer.grid_positions.row.weight"].shape == (20, 16)
-    run_script("export.py", "--ckpt_path", str(checkpoint), "--trainer.default_root_dir", str(runs), "--out", str(tmp_path / "exported"))
+    run("export.py", "--ckpt_path", str(checkpoint), "--trainer.default_root_dir", str(runs), "--out", str(tmp_path / "exported"))
     outputs = {}
     for name, source in (("ckpt", ("--config", str(TINY), grid, "--ckpt_path", str(checkpoint))),
                          ("exported", ("--ckpt_path", str(tmp_path / "exported")))):  # fmt: skip
         outputs[name] = tmp_path / f"{name}.txt"
-        run_script("predict.py", *source, "--data.data_dir", str(small_data), "--output", str(outputs[name]),
+        run("predict.py", *source, "--data.data_dir", str(small_data), "--output", str(outputs[name]),
                    "--model.init_args.decoding.do_sample=false")  # fmt: skip
     assert outputs["ckpt"].read_bytes() == outputs["exported"].read_bytes()
     assert read_images(outputs["ckpt"], 400, 167).shape == (16, 400)
     # A config without the embeddings is refused by name, not with a list of missing tensors.
-    result = run_script("predict.py", "--config", str(TINY), "--ckpt_path", str(tmp_path / "exported"),
+    result = run("predict.py", "--config", str(TINY), "--ckpt_path", str(tmp_path / "exported"),
                         "--data.data_dir", str(small_data), "--output", str(tmp_path / "x.txt"), check=False)  # fmt: skip
-    assert result.returncode != 0 and "grid_positions True, the config False" in result.stderr
+    assert_error(result, "grid_positions True, the config False")

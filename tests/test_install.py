@@ -4,7 +4,7 @@ import json
 import re
 import shlex
 
-from conftest import ROOT, run_script
+from entry_points import ROOT, run
 
 NOTEBOOK = ROOT / "notebooks" / "colab.ipynb"
 
@@ -39,5 +39,5 @@ def test_the_notebook_installs_from_files_that_exist_and_its_train_line_is_accep
     train = next(command for command in commands if command[:2] == ["python", "train.py"])
     assert {"--trainer.accelerator=gpu", "--trainer.precision=bf16-mixed"} <= set(train)
     assert any(command[:2] == ["python", "predict.py"] for command in commands)
-    printed = run_script("train.py", *train[2:], "--print_config").stdout  # parsed, not run: no GPU here
+    printed = run("train.py", *train[2:], "--print_config").stdout  # parsed, not run: no GPU here
     assert re.search(r"^  accelerator: gpu$", printed, re.M) and re.search(r"^  precision: bf16-mixed$", printed, re.M)

@@ -4,11 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import TINY, run_script
+from conftest import TINY
+from entry_points import assert_error, run
 from lightning_modules import PixelLM
 from lightning_modules.optimizers import MuonAdamW, muon_parameters, orthogonalise
+from tiny_models import ARCHITECTURES, tiny_config
 
-LLAMA = {"num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 16, "intermediate_size": 32}
+LLAMA = tiny_config("llama", num_hidden_layers=2)
 NS = ((3.4445, -4.775, 2.0315), 5, 1e-7)  # torch.optim.Muon's defaults
 
 
@@ -29,7 +31,7 @@ def test_muon_takes_the_hidden_matrices_and_adamw_the_rest():
 
 
 def test_gpt2_conv1d_matrices_go_to_muon_and_its_position_table_to_adamw():
-    lm = PixelLM(model_type="gpt2", model_config={"n_layer": 1, "n_head": 2, "n_embd": 16}, optimizer="muon").model
+    lm = PixelLM(model_type="gpt2", model_config=ARCHITECTURES["gpt2"], optimizer="muon").model
     hidden, rest = muon_parameters(lm)
     assert names(lm, hidden) == {f"transformer.h.0.{m}.weight" for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")}
     assert {"transformer.wte.weight", "transformer.wpe.weight"} <= names(lm, rest)
@@ -73,7 +75,7 @@ def test_muon_adamw_steps_both_halves_and_a_scheduler_sets_both_learning_rates()
 def test_train_py_with_muon_learns_and_checkpoints_both_optimizers(tmp_path, small_data):
     args = ["--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "runs"), "--data.data_dir", str(small_data),
             "--model.init_args.optimizer=muon", "--trainer.max_steps=-1", "--trainer.max_epochs=3"]  # fmt: skip
-    run_script("train.py", *args)
+    run("train.py", *args)
     last = tmp_path / "runs" / "version_0" / "checkpoints" / "last.ckpt"
     checkpoint = torch.load(last, weights_only=True)  # a shared checkpoint must load without running code
     assert checkpoint["hyper_parameters"]["optimizer"] == "muon"
@@ -81,9 +83,8 @@ def test_train_py_with_muon_learns_and_checkpoints_both_optimizers(tmp_path, sma
     assert len(state["muon"]["state"]) == 4  # tiny.yaml's one GPT-2 block: c_attn, two c_proj, c_fc
     assert all(s["momentum_buffer"].any() for s in state["muon"]["state"].values())
     # resuming with the other optimizer is refused before the run folder changes
-    wrong = run_script("train.py", *args[:-3], "--trainer.max_epochs=4", "--ckpt_path=last", check=False)
-    assert wrong.returncode == 2
-    assert wrong.stderr.strip().splitlines()[-1] == (
+    wrong = run("train.py", *args[:-3], "--trainer.max_epochs=4", "--ckpt_path=last", check=False)
+    assert assert_error(wrong) == (
         f"error: {last}: trained with model.optimizer=muon, the config asks for adamw; "
         "resume with --model.init_args.optimizer=muon"
     )

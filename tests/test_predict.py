@@ -4,20 +4,14 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import DATA_DIR, TINY, run_script
+from conftest import DATA_DIR, TINY, predict
 from datamodules.pixel_files import read_images, read_palette
 from datamodules.submission import check
+from entry_points import run
 
 # Greedy decoding, whatever the config says; sampling tests switch it on.
 GREEDY = "--model.init_args.decoding.do_sample=false"
 SAMPLE = ("--model.init_args.decoding.do_sample=true", "--model.init_args.decoding.top_k=20")
-
-
-def predict(runs, data_dir, output, *args, check_rc=True):
-    return run_script(
-        "predict.py", "--config", str(TINY), "--trainer.default_root_dir", str(runs),
-        "--data.data_dir", str(data_dir), "--output", str(output), *args, check=check_rc,
-    )  # fmt: skip
 
 
 def assert_png_of(path, count):
@@ -28,28 +22,27 @@ def assert_png_of(path, count):
     assert picture.getpixel((2, 2 + 12 * 4)) == (255, 0, 0)
 
 
-def test_writes_submission_and_png_and_greedy_repeats(trained, small_data, tmp_path):
-    output = tmp_path / "submission.txt"
-    result = predict(trained, small_data, output, GREEDY)
+def test_writes_submission_and_png_and_greedy_repeats(prediction, trained, small_data, tmp_path):
+    output = prediction  # the session's greedy predict.py run of the tiny model
     images = check(output, small_data / "test.txt")  # prefixes equal test.txt, 400 ints in [0, 166]
     prefixes = read_images(small_data / "test.txt")
     assert images.shape == (16, 400) and torch.equal(images[:, :240], prefixes)
-    assert_png_of(tmp_path / "submission.png", 16)
-    picture = Image.open(tmp_path / "submission.png").convert("RGB")
+    assert_png_of(output.with_suffix(".png"), 16)
+    picture = Image.open(output.with_suffix(".png")).convert("RGB")
     palette = read_palette(small_data / "colormap.txt")
     assert picture.getpixel((2 + 4 * 3, 2 + 4 * 1)) == tuple(palette[images[0, 1 * 20 + 3]].tolist())  # pixel (1, 3)
-    assert str(output) in result.stdout and str(tmp_path / "submission.png") in result.stdout
+    printed = (output.parent / "stdout.txt").read_text()
+    assert str(output) in printed and str(output.with_suffix(".png")) in printed
     predict(trained, small_data, tmp_path / "again.txt", GREEDY)
     assert (tmp_path / "again.txt").read_bytes() == output.read_bytes()
 
 
-def test_sampling_same_seed_same_file(trained, small_data, tmp_path):
-    first, second, greedy = tmp_path / "first.txt", tmp_path / "second.txt", tmp_path / "greedy.txt"
+def test_sampling_same_seed_same_file(prediction, trained, small_data, tmp_path):
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
     predict(trained, small_data, first, *SAMPLE, "--model.init_args.decoding.seed=3")
     predict(trained, small_data, second, *SAMPLE, "--model.init_args.decoding.seed=3")
-    predict(trained, small_data, greedy, GREEDY)
     assert first.read_bytes() == second.read_bytes()
-    assert first.read_bytes() != greedy.read_bytes()  # the sampling options did reach generate()
+    assert first.read_bytes() != prediction.read_bytes()  # the sampling options did reach generate()
     check(first, small_data / "test.txt")
 
 
@@ -82,7 +75,7 @@ def test_train_split_completes_every_training_prefix(trained, small_data, tmp_pa
 
 def test_new_pokemon_from_nothing(trained, small_data, tmp_path):
     """--split new: brand-new images, each from one first pixel drawn as the training images start."""
-    result = run_script(
+    result = run(
         "predict.py", "--config", str(TINY), "--trainer.default_root_dir", str(trained),
         "--data.data_dir", str(small_data), *SAMPLE, "--split=new", "--data.num_new=12", cwd=tmp_path,
     )  # fmt: skip
@@ -118,7 +111,7 @@ def test_failed_prediction_leaves_earlier_files(trained, small_data, tmp_path, a
     output, picture = tmp_path / "submission.txt", tmp_path / "submission.png"
     output.write_text("earlier submission\n")
     picture.write_bytes(b"earlier picture")
-    result = predict(trained, small_data, output, *args, check_rc=False)
+    result = predict(trained, small_data, output, *args, check=False)
     assert result.returncode != 0 and message in result.stderr
     assert output.read_text() == "earlier submission\n" and picture.read_bytes() == b"earlier picture"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["submission.png", "submission.txt"]  # no temporaries
@@ -154,9 +147,9 @@ def test_checker_names_the_problem(tmp_path, how, message):
     good, bad = tmp_path / "good.txt", tmp_path / "bad.txt"
     good.write_text("\n".join(dev) + "\n")
     bad.write_text("\n".join(broken(dev, how)) + "\n")
-    ok = run_script("-m", "datamodules.submission", "check", str(good), "--prefixes", str(prefixes))
+    ok = run("-m", "datamodules.submission", "check", str(good), "--prefixes", str(prefixes))
     assert ok.stdout.startswith("OK")
-    result = run_script("-m", "datamodules.submission", "check", str(bad), "--prefixes", str(prefixes), check=False)
+    result = run("-m", "datamodules.submission", "check", str(bad), "--prefixes", str(prefixes), check=False)
     assert result.returncode == 1
     assert result.stderr.startswith(f"NOT OK: {bad}") and message in result.stderr
 

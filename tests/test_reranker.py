@@ -5,7 +5,8 @@ from pathlib import Path
 import yaml
 
 from checkpointing import load_classifier
-from conftest import TINY, run_script
+from conftest import TINY
+from entry_points import assert_error, run
 
 # A classifier of a few steps that validates (its best.ckpt is what predict.py takes) and logs nothing.
 QUICK_CLASSIFIER = [
@@ -27,8 +28,8 @@ def test_training_ends_with_a_reranker_that_predict_uses(train_tiny, tmp_path, s
     elsewhere = tmp_path / "elsewhere"  # python /path/to/train.py from another folder finds configs/classifier.yaml
     elsewhere.mkdir()
     result = train_tiny("--trainer.max_steps=2", config=config_with_reranker(tmp_path), cwd=elsewhere)
-    run = tmp_path / "runs" / "version_0"
-    reranker = run / "reranker" / "version_0" / "checkpoints" / "best.ckpt"
+    run_dir = tmp_path / "runs" / "version_0"
+    reranker = run_dir / "reranker" / "version_0" / "checkpoints" / "best.ckpt"
     assert f"Reranker: {reranker}" in result.stdout + result.stderr  # Lightning's info lines go to stderr
     assert load_classifier(reranker).hparams.image_width == 20  # a PokemonClassifier's weights-only checkpoint
     trained_on = yaml.safe_load((reranker.parent.parent / "config.yaml").read_text())["data"]["data_dir"]
@@ -36,18 +37,18 @@ def test_training_ends_with_a_reranker_that_predict_uses(train_tiny, tmp_path, s
 
     common = ("--trainer.default_root_dir", str(tmp_path / "runs"), "--model.init_args.decoding.do_sample=true")
     found, given = tmp_path / "found.txt", tmp_path / "given.txt"
-    result = run_script("predict.py", *common, "--model.init_args.decoding.best_of=3", "--output", str(found))
+    result = run("predict.py", *common, "--model.init_args.decoding.best_of=3", "--output", str(found))
     assert f"Reranking with {reranker} (trained with the model)" in result.stdout
-    run_script("predict.py", *common, "--model.init_args.decoding.best_of=3", "--reranker", str(reranker), "--output", str(given))
+    run("predict.py", *common, "--model.init_args.decoding.best_of=3", "--reranker", str(reranker), "--output", str(given))
     assert found.read_bytes() == given.read_bytes()
 
     # One sample per prefix takes no reranker and says nothing about one.
-    single = run_script("predict.py", *common, "--output", str(tmp_path / "single.txt"))
+    single = run("predict.py", *common, "--output", str(tmp_path / "single.txt"))
     assert "Reranking" not in single.stdout and "reranker" not in single.stdout
 
 
 def test_best_of_without_a_reranker_says_what_it_keeps(trained, small_data, tmp_path):
-    result = run_script(
+    result = run(
         "predict.py", "--trainer.default_root_dir", str(trained), "--data.data_dir", str(small_data),
         "--model.init_args.decoding.do_sample=true", "--model.init_args.decoding.best_of=2",
         "--output", str(tmp_path / "out.txt"),
@@ -62,7 +63,6 @@ def test_best_of_without_a_reranker_says_what_it_keeps(trained, small_data, tmp_
 def test_a_failed_reranker_is_one_error_and_keeps_the_model(train_tiny, tmp_path):
     missing = str(tmp_path / "no_such_classifier.yaml")
     result = train_tiny("--trainer.max_steps=2", config=config_with_reranker(tmp_path, missing), check=False)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: reranker: ") and last.endswith("failed (exit status 2)"), last
+    last = assert_error(result, "error: reranker: ")
+    assert last.endswith("failed (exit status 2)"), last
     assert (tmp_path / "runs" / "version_0" / "checkpoints" / "best.ckpt").is_file()  # the model is kept

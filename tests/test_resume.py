@@ -1,4 +1,9 @@
-"""A run killed mid-epoch and resumed with --ckpt_path last ends exactly as an uninterrupted one."""
+"""A run killed mid-epoch and resumed with --ckpt_path last ends exactly as an uninterrupted one.
+
+The killed runs are real train.py processes (a signal or kill -9 is what is tested); the uninterrupted
+and the resumed runs run in the test process, with the same single thread (conftest), so their floats
+round the same way.
+"""
 
 import os
 import signal
@@ -10,19 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, TINY, run_script
+from conftest import TINY, train
+from entry_points import ROOT, RUN_DIR_ENV
 from generation.decoding import Decoding
 from lightning_modules import PixelLM
 
 # 48 images in batches of 2: 24 steps an epoch; tiny.yaml saves last.ckpt every 2 steps, so mid-epoch.
 RUN = ("--data.batch_size=2", "--trainer.max_steps=-1", "--trainer.max_epochs=2")
-# Bit-exact comparisons need one thread count in every run, whatever OMP_NUM_THREADS the caller set:
-# float sums split over other thread counts round differently.
-ONE_THREAD = {"OMP_NUM_THREADS": "1"}
-
-
-def train_args(root: Path, data: Path, *extra: str) -> list[str]:
-    return ["--config", str(TINY), "--trainer.default_root_dir", str(root), "--data.data_dir", str(data), *RUN, *extra]
 
 
 def last(root: Path) -> Path:
@@ -43,19 +42,19 @@ def completions(path: Path, data: Path) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, small_data) -> Path:
     root = tmp_path_factory.mktemp("uninterrupted") / "runs"
-    run_script("train.py", *train_args(root, small_data), env=ONE_THREAD)
+    train(root, small_data, *RUN)
     return last(root)
 
 
 def start_and_stop(root: Path, data: Path, signum: int, *extra: str) -> subprocess.CompletedProcess:
-    """Starts train.py (``extra``: more arguments), sends ``signum`` once a mid-epoch last.ckpt exists, and
-    waits for the end."""
-    env = {**os.environ, **ONE_THREAD, "WANDB_MODE": "disabled"}
-    env.pop("POKEMON_RUN_DIR", None)
+    """Starts train.py in its own process (``extra``: more arguments), sends ``signum`` once a mid-epoch
+    last.ckpt exists, and waits for the end."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    env.pop(RUN_DIR_ENV, None)
+    args = ["--config", str(TINY), "--trainer.default_root_dir", str(root), "--data.data_dir", str(data), *RUN, *extra]
     process = subprocess.Popen(
-        [sys.executable, "train.py", *train_args(root, data, *extra)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "train.py", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     while not last(root).is_file() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -83,7 +82,7 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path, small_data, un
     assert killed.returncode == -signal.SIGKILL
     step = state(last(root))["global_step"]
     assert 0 < step < 48 and step % 24  # a periodic save from inside an epoch
-    run_script("train.py", *train_args(root, small_data), "--ckpt_path=last", env=ONE_THREAD)
+    train(root, small_data, *RUN, "--ckpt_path=last")
     assert sorted(p.name for p in root.iterdir()) == ["version_0"]  # continued in place
     assert_same_run(last(root), uninterrupted, small_data)
 
@@ -97,7 +96,7 @@ def test_sigterm_saves_and_resume_matches_uninterrupted_run(tmp_path, small_data
     assert "Traceback" not in stopped.stderr
     step = state(last(root))["global_step"]
     assert f"Stopped at step {step} (SIGTERMException); saved {last(root)}" in stopped.stderr
-    run_script("train.py", *train_args(root, small_data), "--ckpt_path=last", env=ONE_THREAD)
+    train(root, small_data, *RUN, "--ckpt_path=last")
     assert_same_run(last(root), uninterrupted, small_data)
 
 
@@ -106,22 +105,20 @@ def test_muon_run_killed_and_resumed_matches_uninterrupted_run(tmp_path, small_d
     """Muon's momentum buffers and AdamW's moments both come back from last.ckpt."""
     muon = "--model.init_args.optimizer=muon"
     reference = tmp_path / "uninterrupted"
-    run_script("train.py", *train_args(reference, small_data, muon), env=ONE_THREAD)
+    train(reference, small_data, *RUN, muon)
     root = tmp_path / "runs"
     assert start_and_stop(root, small_data, signal.SIGKILL, muon).returncode == -signal.SIGKILL
     assert 0 < state(last(root))["global_step"] < 48
-    run_script("train.py", *train_args(root, small_data, muon), "--ckpt_path=last", env=ONE_THREAD)
+    train(root, small_data, *RUN, muon, "--ckpt_path=last")
     assert_same_run(last(root), last(reference), small_data)
 
 
-@pytest.mark.slow
 def test_ckpt_path_last_in_yaml_starts_fresh_then_resumes(tmp_path, small_data):
     config = tmp_path / "resume.yaml"
     config.write_text("ckpt_path: last  # resume when there is a last.ckpt, else start\n")
-    args = ["--config", str(TINY), "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "runs"),
-            "--data.data_dir", str(small_data)]  # fmt: skip
-    first = run_script("train.py", *args, "--trainer.max_steps=2")
+    runs = tmp_path / "runs"
+    first = train(runs, small_data, "--config", str(config), "--trainer.max_steps=2")
     assert "No last.ckpt" in first.stdout
-    run_script("train.py", *args, "--trainer.max_steps=4")
-    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["version_0"]
-    assert state(last(tmp_path / "runs"))["global_step"] == 4
+    train(runs, small_data, "--config", str(config), "--trainer.max_steps=4")
+    assert [p.name for p in runs.iterdir()] == ["version_0"]
+    assert state(last(runs))["global_step"] == 4

@@ -4,11 +4,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 import yaml
 
-from conftest import ROOT, TINY
-from test_errors import assert_error
+from conftest import TINY
+from entry_points import ROOT, RUN_DIR_ENV, assert_error, run
+from tiny_models import as_option, tiny_config
 
 
 def contents(folder) -> dict[str, bytes]:
@@ -16,10 +18,11 @@ def contents(folder) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # two train.py processes at once: the race is between processes
 def test_runs_started_together_get_a_folder_each(tmp_path, small_data):
     root = tmp_path / "runs"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    env.pop("POKEMON_RUN_DIR", None)
+    env.pop(RUN_DIR_ENV, None)
     runs = [
         subprocess.Popen(
             [sys.executable, "train.py", "--config", str(TINY), "--trainer.default_root_dir", str(root),
@@ -28,9 +31,9 @@ def test_runs_started_together_get_a_folder_each(tmp_path, small_data):
         )  # fmt: skip
         for seed in (0, 1)
     ]
-    for run in runs:
-        output, _ = run.communicate(timeout=600)
-        assert run.returncode == 0, output[-3000:]
+    for process in runs:
+        output, _ = process.communicate(timeout=600)
+        assert process.returncode == 0, output[-3000:]
     assert sorted(p.name for p in root.iterdir()) == ["version_0", "version_1"]
     seeds = set()
     for folder in root.iterdir():
@@ -42,29 +45,40 @@ def test_runs_started_together_get_a_folder_each(tmp_path, small_data):
     assert seeds == {0, 1}
 
 
-def test_refused_resume_leaves_the_run_folder_as_it_was(train_tiny, tmp_path):
+def test_a_second_run_gets_a_new_folder_and_a_refused_resume_leaves_the_first_as_it_was(train_tiny, tmp_path):
     train_tiny("--trainer.max_steps=1")
-    run = tmp_path / "runs" / "version_0"
-    before = contents(run)
-    llama = '{"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 16, "intermediate_size": 32}'
+    run_dir = tmp_path / "runs" / "version_0"
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    before = contents(run_dir)
+    llama = as_option(tiny_config("llama"))
     result = train_tiny("--model.init_args.model_type=llama", f"--model.init_args.model_config={llama}",
-                        f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}", check=False)  # fmt: skip
-    assert_error(result, "checkpoint is a gpt2 model", "the config asks for a llama model")
-    assert contents(run) == before  # config.yaml, checkpoints: same bytes, no new file
+                        f"--ckpt_path={checkpoint}", check=False)  # fmt: skip
+    assert_error(
+        result,
+        f"{checkpoint}: checkpoint is a gpt2 model (n_layer 1, n_head 2, n_embd 16) with vocab 167",
+        "the config asks for a llama model (num_hidden_layers 1",
+    )
+    assert contents(run_dir) == before  # config.yaml, checkpoints: same bytes, no new file
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["version_0"]
+    train_tiny("--trainer.max_steps=1")
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["version_0", "version_1"]
 
 
 def test_truncated_last_ckpt_is_one_line_and_changes_nothing(train_tiny, tmp_path):
     train_tiny("--trainer.max_steps=1")
-    run = tmp_path / "runs" / "version_0"
-    last = run / "checkpoints" / "last.ckpt"
+    run_dir = tmp_path / "runs" / "version_0"
+    last = run_dir / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # as a copy cut short by a full disk
-    before = contents(run)
+    before = contents(run_dir)
     result = train_tiny("--ckpt_path=last", check=False)
     assert_error(result, f"{last}: is truncated (it ends before the checkpoint does)")  # the weights-only loader, first
-    assert contents(run) == before
+    assert contents(run_dir) == before
 
 
-def test_failed_start_leaves_no_empty_run_folder(train_tiny, tmp_path):
-    assert_error(train_tiny("--model.init_args.lr=-1", check=False), "model.lr: must be greater than 0, got -1.0")
+def test_failed_start_leaves_no_empty_run_folder(tmp_path, small_data):
+    """The claimed folder is removed as the process exits, so this runs the real train.py in its own process
+    (which is also where its exit status and one-line error are checked as a user sees them)."""
+    args = ("--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "runs"), "--data.data_dir", str(small_data))
+    result = run("train.py", *args, "--model.init_args.lr=-1", check=False, fresh_process=True)
+    assert assert_error(result) == "error: model.lr: must be greater than 0, got -1.0"
     assert not list((tmp_path / "runs").glob("version_*"))

@@ -6,7 +6,7 @@ from PIL import Image
 from checkpointing.run_folders import versions
 from conftest import TINY
 from datamodules.pixel_files import read_images, read_palette
-from wandb_records import history
+from run_logs import history
 
 
 def test_samples_land_on_disk_and_in_wandb(train_tiny, tmp_path, small_data):
@@ -18,9 +18,9 @@ def test_samples_land_on_disk_and_in_wandb(train_tiny, tmp_path, small_data):
     path.write_text(yaml.safe_dump(config))
     train_tiny("--trainer.max_steps=-1", "--trainer.max_epochs=2", config=path, wandb_mode="offline")
 
-    run = tmp_path / "runs" / "version_0"
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
-    picture = Image.open(run / "samples" / "epoch_002.png").convert("RGB")
+    run_dir = tmp_path / "runs" / "version_0"
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    picture = Image.open(run_dir / "samples" / "epoch_002.png").convert("RGB")
     assert picture.size == (8 * 82 + 2, 82 + 2)  # 4 pairs in one row, 80 px cells and 2 px gaps
     # The left cell of each pair is the real dev image, pixel for pixel (row 12 carries the red prefix line).
     dev = read_images(small_data / "dev.txt")
@@ -32,9 +32,9 @@ def test_samples_land_on_disk_and_in_wandb(train_tiny, tmp_path, small_data):
                 assert picture.getpixel((2 + 2 * pair * 82 + col * 4, 2 + row * 4)) == colour
     assert picture.getpixel((2 + 82, 2 + 12 * 4)) == (255, 0, 0)  # the completion shows the boundary too
 
-    uploaded = list(run.glob("wandb/offline-run-*/files/media/images/**/*.png"))
+    uploaded = list(run_dir.glob("wandb/offline-run-*/files/media/images/**/*.png"))
     assert len(uploaded) == 2  # one grid per epoch, waiting for `wandb sync`
-    logged = [row for row in history(run) if row.get("samples/dev/_type") == "images/separated"]
+    logged = [row for row in history(run_dir) if row.get("samples/dev/_type") == "images/separated"]
     assert [row["samples/dev/captions"][0].split(":")[0] for row in logged] == ["epoch 1", "epoch 2"]
     assert [row["trainer/global_step"] for row in logged] == [6, 12]  # 48 images in batches of 8
 

@@ -1,4 +1,7 @@
-"""SIGTERM and Ctrl-C stop predict.py at once: status 143 / 130, one line, earlier outputs byte for byte."""
+"""SIGTERM and Ctrl-C stop predict.py at once: status 143 / 130, one line, earlier outputs byte for byte.
+
+A real predict.py process each: the signal and the exit status are what is tested.
+"""
 
 import os
 import signal
@@ -8,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import ROOT, TINY
+from conftest import TINY
+from entry_points import ROOT, RUN_DIR_ENV
 
 # Slow decoding, one prefix a batch: prediction takes many seconds, so the signal arrives mid-way.
 SLOW = ("--model.init_args.decoding.best_of=128", "--data.eval_batch_size=1")
@@ -23,6 +27,7 @@ def test_signal_stops_prediction_and_keeps_earlier_outputs(trained, small_data, 
     output.write_bytes(b"earlier submission\n")
     picture.write_bytes(b"earlier picture")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    env.pop(RUN_DIR_ENV, None)
     process = subprocess.Popen(
         [sys.executable, "predict.py", "--config", str(TINY), "--trainer.default_root_dir", str(trained),
          "--data.data_dir", str(small_data), "--output", str(output), *SLOW],

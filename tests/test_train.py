@@ -5,64 +5,64 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from conftest import DATA_DIR, ROOT, run_script
-from wandb_records import config, history, metric
+from conftest import DATA_DIR, TINY, train
+from entry_points import ROOT, run
+from run_logs import history, logged_config, metric
+from tiny_models import ARCHITECTURES, as_option
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
 def test_shipped_config_validates(config):
-    result = run_script("train.py", "--config", str(config), "--print_config")
+    result = run("train.py", "--config", str(config), "--print_config")
     printed = yaml.safe_load(result.stdout)
     assert printed["model"]["class_path"].startswith("lightning_modules.")
     assert printed["data"]["data_dir"] is None  # the course's split shipped in data/pokemon
-
-
-ARCHITECTURES = {
-    "gpt2": {"n_layer": 1, "n_head": 2, "n_embd": 16},
-    "llama": {"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 16, "intermediate_size": 32},
-    "mistral": {"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 16, "intermediate_size": 32},
-    "qwen2": {"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 16, "intermediate_size": 32},
-    "qwen3": {"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1, "hidden_size": 16, "intermediate_size": 32, "head_dim": 8},
-}  # fmt: skip
 
 
 @pytest.mark.parametrize("model_type", ARCHITECTURES)
 def test_each_architecture_trains_and_checkpoints(train_tiny, tmp_path, model_type):
     train_tiny(
         f"--model.init_args.model_type={model_type}",
-        f"--model.init_args.model_config={ARCHITECTURES[model_type]}",
+        f"--model.init_args.model_config={as_option(ARCHITECTURES[model_type])}",
         "--trainer.max_steps=2",
     )
-    run = tmp_path / "runs" / "version_0"
-    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    run_dir = tmp_path / "runs" / "version_0"
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert checkpoint["global_step"] == 2
     assert checkpoint["hyper_parameters"]["model_type"] == model_type
     assert checkpoint["state_dict"]["model.lm_head.weight"].shape[0] == 167  # vocabulary from the palette
-    assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
 
 
+@pytest.mark.slow  # three epochs of the real data, each validation completing the 80 dev images
 def test_real_data_loss_falls_and_run_folder_is_complete(tmp_path):
-    result = run_script(
-        "train.py",
-        "--config", str(ROOT / "tests/configs/tiny.yaml"),
-        "--trainer.default_root_dir", str(tmp_path / "runs"),
-        "--data.data_dir", str(DATA_DIR),
-        "--trainer.max_steps=-1", "--trainer.max_epochs=3",
-        wandb_mode="offline",
-    )  # fmt: skip
-    run = tmp_path / "runs" / "version_0"
-    assert {p.name for p in (run / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
-    saved = yaml.safe_load((run / "config.yaml").read_text())
+    result = train(tmp_path / "runs", DATA_DIR, "--trainer.max_steps=-1", "--trainer.max_epochs=3", wandb_mode="offline")
+    run_dir = tmp_path / "runs" / "version_0"
+    assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["trainer"]["max_epochs"] == 3 and saved["data"]["data_dir"] == str(DATA_DIR)
-    rows = history(run)
+    rows = history(run_dir)
     losses = metric(rows, "train/loss_epoch")
     assert len(losses) == 3, result.stdout[-2000:]
     assert losses[-1] < losses[0] - 0.3  # 3 epochs take the loss well down from ln(167) = 5.1
     assert len(metric(rows, "val/bits_per_pixel")) == 3 and 0 <= metric(rows, "val/recon_acc")[-1] <= 1
-    checkpoint = torch.load(run / "checkpoints" / "best.ckpt", weights_only=False)
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=False)
     assert checkpoint["epoch"] == 2  # the loss fell every epoch, so the last epoch is the best
+
+
+def test_run_folder_and_wandb_offline_run_hold_the_run(trained, small_data):
+    """The session's tiny run (3 steps, W&B offline): checkpoints, the resolved config, W&B's metrics and config."""
+    run_dir = trained / "version_0"
+    assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["trainer"]["max_steps"] == 3 and saved["data"]["data_dir"] == str(small_data)
+    assert saved["trainer"]["default_root_dir"] == str(run_dir)
+    rows = history(run_dir)
+    assert len(metric(rows, "train/loss_step")) == 3
+    assert max(metric(rows, "lr-AdamW")) > 0
+    assert logged_config(run_dir)["model_type"] == "gpt2"  # hyperparameters are logged too
 
 
 def test_resume_continues_from_saved_step_and_same_run(train_tiny, tmp_path):
@@ -74,21 +74,6 @@ def test_resume_continues_from_saved_step_and_same_run(train_tiny, tmp_path):
     assert checkpoint["global_step"] == 6
     ids = {p.name.rsplit("-", 1)[-1] for p in runs[0].glob("wandb/offline-run-*")}
     assert len(ids) == 1  # the same W&B run continued
-
-
-def test_new_run_gets_new_folder(train_tiny, tmp_path):
-    train_tiny("--trainer.max_steps=1")
-    train_tiny("--trainer.max_steps=1")
-    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["version_0", "version_1"]
-
-
-def test_wandb_offline_run_holds_metrics(train_tiny, tmp_path):
-    train_tiny("--trainer.max_steps=2", wandb_mode="offline")
-    run = tmp_path / "runs" / "version_0"
-    rows = history(run)
-    assert len(metric(rows, "train/loss_step")) == 2
-    assert max(metric(rows, "lr-AdamW")) > 0
-    assert config(run)["model_type"] == "gpt2"  # hyperparameters are logged too
 
 
 def test_wandb_without_login_logs_offline(train_tiny, tmp_path):
@@ -103,7 +88,7 @@ def test_wandb_without_login_logs_offline(train_tiny, tmp_path):
 def test_input_noise_replaces_inputs_not_targets():
     from lightning_modules import PixelLM
 
-    model = PixelLM("gpt2", {"n_layer": 1, "n_head": 2, "n_embd": 16}, input_noise=0.3)
+    model = PixelLM("gpt2", ARCHITECTURES["gpt2"], input_noise=0.3)
     images = torch.randint(0, 167, (64, 400))
     seen = []
     # A "model" that puts all its mass on the true next pixel: the loss is ~0 only if the targets are the true pixels.
@@ -115,10 +100,3 @@ def test_input_noise_replaces_inputs_not_targets():
     assert loss.item() < 1e-6
     model.token_losses(images)  # evaluation (validation, best-of-N) sees the real inputs
     assert torch.equal(seen[-1], images[:, :-1])
-
-
-def test_input_noise_out_of_range_is_one_line(train_tiny):
-    result = train_tiny("--model.init_args.input_noise=1.5", check=False)
-    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == (
-        "error: model.input_noise: must be in [0, 1), got 1.5"
-    )

@@ -51,8 +51,3 @@ def config(run_dir: Path) -> dict:
         if record.WhichOneof("record_type") == "config":
             values.update({item.key: json.loads(item.value_json) for item in record.config.update})
     return values
-
-
-def metric(rows: list[dict], key: str) -> list:
-    """The values logged under ``key``, in order."""
-    return [row[key] for row in rows if key in row]
