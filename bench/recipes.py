@@ -50,11 +50,15 @@ def assign_cores(recipes: list[Recipe], cores: list[int], threads: int) -> bool:
     return len(recipes) * threads > len(cores)
 
 
+CSV_LOGGER = "lightning.pytorch.loggers.CSVLogger"  # validation_records reads its metrics.csv; the CLI puts it in the run
+
+
 def train_command(recipe: Recipe, out: Path, common: list[str]) -> list[str]:
     return [
         sys.executable, "train.py", "--config", recipe.config,
         "--trainer.default_root_dir", str(out / recipe.name),
         f"--trainer.callbacks+={CALLBACK}",
+        f'--trainer.logger+={{"class_path": "{CSV_LOGGER}", "init_args": {{"save_dir": "."}}}}',  # the run's metrics.csv
         *common, *recipe.args,
     ]  # fmt: skip
 

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         if not recipe.records:
             print(
                 f"{recipe.name}: no validation in a metrics.csv under {recipe.run_dir}; the bench reads the one a "
-                "CSVLogger writes, so the config's trainer.logger needs one (configs/*.yaml have it)",
+                "CSVLogger writes, so the config's trainer.logger needs one (bench/recipes.py adds one)",
                 file=sys.stderr,
             )
     report = analyse(args.recipe, args.levels)

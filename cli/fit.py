@@ -138,6 +138,9 @@ def place_run_files(config: Namespace, run_dir: Path) -> None:
     for callback in class_configs(config.trainer.callbacks or []):
         if callback.class_path.endswith("Checkpoint") and not callback.init_args.get("dirpath"):
             callback.init_args.dirpath = str(run_dir / "checkpoints")
+    for logger in class_configs(config.trainer.logger):
+        if logger.class_path.endswith("CSVLogger"):  # its metrics.csv beside the run's other files
+            logger.init_args.save_dir, logger.init_args.name = str(run_dir), "csv"
     wandb = [logger for logger in class_configs(config.trainer.logger) if logger.class_path.endswith("WandbLogger")]
     check_writable_run(run_dir, wandb=bool(wandb) and os.environ.get("WANDB_MODE") != "disabled")
     for logger in wandb:
