@@ -13,7 +13,7 @@ and ``evaluate.py`` take it with no config and read only its JSON and safetensor
 
 from callbacks.wandb_artifact import log_artifact
 from checkpointing import CheckpointError, load_checkpoint
-from checkpointing.exported import export_pixel_lm, read_export, training_record
+from checkpointing.exported import check_destination, export_pixel_lm, read_export, training_record
 from checkpointing.loading import load_weights_from
 from cli.errors import reported_errors
 from cli.predict import PredictCLI
@@ -27,13 +27,17 @@ class ExportCLI(PredictCLI):
         super().add_arguments_to_parser(parser)
         parser.add_argument("--out", type=str, required=True, help="Folder to write (built beside it, then renamed).")
         parser.add_argument(
-            "--overwrite", type=bool, default=False, help="Replace --out if it exists and is not empty."
+            "--overwrite",
+            type=bool,
+            default=False,
+            help="Replace --out if it exists and is not empty (only a folder export.py wrote).",
         )
 
 
 @reported_errors()  # bad input: one line "error: ...", status 2
 def main(args: list[str] | None = None) -> None:
     cli = ExportCLI(args)
+    check_destination(cli.config.out, cli.config.overwrite)  # before the checkpoint is read: --out . and the like
     if not isinstance(cli.model, PixelLM):
         raise CheckpointError(
             f"{cli.config.ckpt_path}: only a PixelLM can be exported, not a {type(cli.model).__name__}"

@@ -8,6 +8,14 @@ take the folder as ``--ckpt_path``. Reading it runs ``json.loads`` and safetenso
 else; the architecture is built from ``pixel_lm.json`` in Python, never handed to the config parser,
 which would build any ``class_path`` it met inside a value.
 
+A folder is input from anyone, so nothing in it is taken on trust (issue 35): its files are opened only
+if they are regular files (a FIFO made the reader wait forever, deaf to SIGTERM and Ctrl-C) and read
+within bounds; every size ``pixel_lm.json`` sets is checked against the weights file's own header before
+the model is built from it (:func:`check_weights_header`: a tampered width asked ~100 GB), and that
+header against the file's bytes; the weights must be of a floating-point type and finite; the decoding
+goes through :class:`Decoding`'s checks. ``export.py --overwrite`` replaces only a folder that is an
+export (:func:`check_destination`), never a run, a parent of the checkpoint or the current folder.
+
 Faithful to plain ``transformers``: ``AutoModelForCausalLM.from_pretrained(folder)``,
 ``torch.manual_seed(seed)`` and ``model.generate(prefixes)`` give the tokens ``predict.py --ckpt_path
 folder`` writes with that seed and ``best_of`` 1 (one batch; predict.py seeds each batch by
@@ -41,18 +49,24 @@ turned into a native one or made impossible to load by ``transformers``, never h
 """
 
 import json
+import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 from checkpointing.checkpoint_check import CheckpointMismatchError, check_checkpoint, describe
 from checkpointing.loading import CheckpointError
-from generation.decoding import Decoding
+from datamodules.pixel_files import MAX_NUMBERS, PixelFormatError
+from datamodules.pixel_files import _opened as _opened_data_file
+from generation.decoding import Decoding, DecodingError
+from lightning_modules.architecture import build_causal_lm, build_config
 from lightning_modules.causal_chunks import CHUNKS_KEY
 from lightning_modules.pixel_lm import PixelLM
 
@@ -67,6 +81,31 @@ READABLE_VERSIONS = (1, 2)
 # causal LM's state_dict: row and column embeddings add into it and leave a plain model of the type.
 POSITION_TABLES = {"gpt2": "transformer.wpe.weight"}
 REFUSED_MODEL_TYPE = "pixel_lm_grid_{}"  # config.json's model_type for grid models transformers cannot run
+EXPORTED_FILES = {SETTINGS_FILE, WEIGHTS_FILE, CONFIG_FILE, CARD_FILE, "generation_config.json"}
+
+# Bounds on what a shared folder may ask for before its weights are read (a folder is input from anyone):
+# pixel_lm.json holds a few kB (167 colours, sizes, decoding, training record).
+MAX_SETTINGS_BYTES = 1 << 20
+# safetensors' header is JSON of about 100 bytes a tensor; a 256-layer Llama has about 2,300 tensors.
+MAX_HEADER_BYTES = 16 << 20
+# Layers the model may have: building one takes time even without memory (1,000 take about 10 s on the
+# meta device), and no model of 20 x 20 images needs more (GPT-2 XL has 48).
+MAX_LAYERS = 256
+# Seeds torch takes are 64-bit; a batch's seed is the folder's plus the index of its first image.
+MAX_SEED = 2**62
+# safetensors' dtype names (its format's own), as torch reads them.
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
 
 
 @dataclass(frozen=True)
@@ -111,17 +150,14 @@ def export_pixel_lm(
 ) -> Path:
     """Writes ``model`` (its weights as they are now) and ``palette`` to the folder ``out``, atomically.
 
-    The folder is built beside ``out`` and renamed into place, so ``out`` is never half written.
-    An existing non-empty ``out`` is replaced only with ``overwrite``. ``training``: what is known of
-    the run (:func:`training_record`), kept in ``pixel_lm.json`` and told in the model card.
+    The folder is built beside ``out`` and renamed into place, so ``out`` is never half written, and
+    a failure leaves nothing beside it. An existing non-empty ``out`` is replaced only with
+    ``overwrite``, and only if it is an exported folder (:func:`check_destination`). ``training``: what
+    is known of the run (:func:`training_record`), kept in ``pixel_lm.json`` and told in the model card.
     """
     from transformers.utils import logging
 
-    out = Path(out)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
-        raise CheckpointError(f"{out}: exists and is not empty; pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"{out}: the folder {out.parent} does not exist")
+    given, out = Path(out), check_destination(out, overwrite)
     building = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
         logging.disable_progress_bar()  # "Writing model shards" for a file of a few MB
@@ -157,7 +193,47 @@ def export_pixel_lm(
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
-    return out
+    return given
+
+
+def check_destination(out: str | Path, overwrite: bool) -> Path:
+    """``out`` as an absolute path, if :func:`export_pixel_lm` may write it; else a one-line :class:`CheckpointError`.
+
+    ``--overwrite`` deletes what is there, so it replaces only a folder ``export.py`` wrote: one holding
+    ``pixel_lm.json`` of this format and no file an export does not hold. A run folder (its checkpoints,
+    the very run being exported), a parent of the checkpoint or a project folder is refused, as is the
+    current folder or one above it (renaming it away would leave the process in a deleted folder;
+    ``--out .`` used to fail half-way and leave an empty ``..<name>.old/`` behind).
+    """
+    path = Path(os.path.abspath(out))  # "." and ".." have no name to build a folder beside
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"--out {out}: the folder {path.parent} does not exist")
+    here, real = Path(os.getcwd()), Path(os.path.realpath(path))  # getcwd: the folder itself, links resolved
+    if real == here or real in here.parents:
+        what = "the current folder" if path == here else f"a folder above the current folder ({here})"
+        raise CheckpointError(f"--out {out}: is {what}; export into a new folder, e.g. --out {path / 'exported'}")
+    if not os.path.lexists(path) or (path.is_dir() and not any(path.iterdir())):
+        return path
+    if not overwrite:
+        raise CheckpointError(f"--out {out}: exists and is not empty; pass --overwrite to replace it")
+    if not path.is_dir():
+        raise CheckpointError(f"--out {out}: is a file, not a folder export.py wrote; --overwrite replaces only those")
+    foreign = sorted(entry.name for entry in path.iterdir() if entry.name not in EXPORTED_FILES or entry.is_dir())
+    if foreign or not _is_export_settings(path / SETTINGS_FILE):
+        holds = f"it holds {foreign[0]}, which an export does not" if foreign else f"it has no {FORMAT} {SETTINGS_FILE}"
+        raise CheckpointError(
+            f"--out {out}: is not a folder export.py wrote ({holds}); --overwrite replaces only those: "
+            "choose another --out, or remove the folder yourself"
+        )
+    return path
+
+
+def _is_export_settings(path: Path) -> bool:
+    """Whether ``path`` is an exported folder's ``pixel_lm.json`` (of any version)."""
+    try:
+        return _settings_json(path).get("format") == FORMAT
+    except (CheckpointError, FileNotFoundError):
+        return False
 
 
 def hugging_face_weights(model: PixelLM) -> tuple[dict[str, torch.Tensor], str | None]:
@@ -381,13 +457,24 @@ def _settings_text(settings: dict[str, Any], palette: torch.Tensor) -> str:
 
 
 def _move_into_place(building: Path, out: Path) -> None:
-    if not out.exists():
+    """Renames ``building`` to ``out``; an ``out`` already there is moved aside first, put back if that fails,
+    and deleted once the new folder is in place."""
+    if not os.path.lexists(out):
         os.rename(building, out)
         return
-    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
-    os.rename(out, old / out.name)
-    os.rename(building, out)
-    shutil.rmtree(old)
+    aside = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+    try:
+        os.rename(out, aside / out.name)
+    except BaseException:
+        aside.rmdir()
+        raise
+    try:
+        os.rename(building, out)
+    except BaseException:
+        os.rename(aside / out.name, out)
+        aside.rmdir()
+        raise
+    shutil.rmtree(aside)
 
 
 def _umask() -> int:
@@ -396,19 +483,55 @@ def _umask() -> int:
     return mask
 
 
-def read_export(folder: str | Path) -> ExportedModel:
-    """The checked settings of an exported folder; a one-line :class:`CheckpointError` for anything amiss."""
-    folder = Path(folder)
-    path = folder / SETTINGS_FILE
-    if not path.is_file():
+@contextmanager
+def _opened(path: Path) -> Iterator[BinaryIO]:
+    """``path`` opened for reading if it is a regular file; else a one-line :class:`CheckpointError`.
+
+    A folder is input from anyone, and a FIFO in place of one of its files made the reader wait for a
+    writer forever, deaf to SIGTERM and Ctrl-C (safetensors' loader blocks in ``open``): the data files'
+    own check is used, which never blocks.
+    """
+    with ExitStack() as stack:
+        try:
+            file = stack.enter_context(_opened_data_file(path))
+        except PixelFormatError as error:
+            raise CheckpointError(str(error)) from None
+        yield file
+
+
+def _settings_json(path: Path) -> dict[str, Any]:
+    """``pixel_lm.json`` parsed, within :data:`MAX_SETTINGS_BYTES`; a one-line error for anything but a JSON object."""
+    if not os.path.lexists(path):
         raise CheckpointError(
-            f"{folder}: is a folder without {SETTINGS_FILE}, not an exported model (export.py writes one)"
+            f"{path.parent}: is a folder without {SETTINGS_FILE}, not an exported model (export.py writes one)"
+        )
+    with _opened(path) as file:
+        text = file.read(MAX_SETTINGS_BYTES + 1)
+    if len(text) > MAX_SETTINGS_BYTES:
+        raise CheckpointError(
+            f"{path}: is larger than {MAX_SETTINGS_BYTES // 1024} kB; an exported model's settings take a few kB"
         )
     try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path}: is not valid JSON ({error})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("version") not in READABLE_VERSIONS:
+        data = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: also ints of 4,300+ digits
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error).splitlines()[0]
+        raise CheckpointError(f"{path}: is not valid JSON ({reason})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: is not a {FORMAT} file (no JSON object)")
+    return data
+
+
+def read_export(folder: str | Path) -> ExportedModel:
+    """The checked settings of an exported folder; a one-line :class:`CheckpointError` for anything amiss.
+
+    Reads ``pixel_lm.json`` only; the sizes it sets are checked against ``model.safetensors`` before a model
+    is built from them (:class:`ExportedPixelLM`), and the weights when they are loaded
+    (:func:`load_exported_weights`).
+    """
+    folder = Path(folder)
+    path = folder / SETTINGS_FILE
+    data = _settings_json(path)
+    if data.get("format") != FORMAT or data.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{path}: is not a {FORMAT} file of version {' or '.join(map(str, READABLE_VERSIONS))}")
 
     def field(key: str, kind: type | tuple[type, ...]):
@@ -421,20 +544,38 @@ def read_export(folder: str | Path) -> ExportedModel:
     palette = field("palette", list)
     if len(palette) != vocab_size or not all(_is_colour(colour) for colour in palette):
         raise CheckpointError(f"{path}: palette is not {vocab_size} [R, G, B] colours of 0..255")
+    seq_len, prefix_len = field("seq_len", int), field("prefix_len", int)
+    image_width = field("image_width", int) if "image_width" in data else 20
+    if not 1 < seq_len <= MAX_NUMBERS:  # the data files' bound on a line: a 256 x 256 image
+        raise CheckpointError(f"{path}: seq_len must be 2 to {MAX_NUMBERS}, got {_shown(seq_len)}")
+    if not 1 <= prefix_len < seq_len:
+        raise CheckpointError(
+            f"{path}: prefix_len must be 1 to {seq_len - 1} (seq_len less one), got {_shown(prefix_len)}"
+        )
+    if not 1 <= image_width <= seq_len or seq_len % image_width:
+        raise CheckpointError(
+            f"{path}: image_width {_shown(image_width)} does not divide the {seq_len} pixels of an image"
+        )
     return ExportedModel(
         folder=folder,
         model_type=field("model_type", str),
         model_config=field("model_config", dict),
         vocab_size=vocab_size,
-        seq_len=field("seq_len", int),
-        prefix_len=field("prefix_len", int),
+        seq_len=seq_len,
+        prefix_len=prefix_len,
         palette=torch.tensor(palette, dtype=torch.uint8),
         decoding=_decoding(field("decoding", dict), path),
         grid_positions=field("grid_positions", bool) if "grid_positions" in data else False,
-        image_width=field("image_width", int) if "image_width" in data else 20,
+        image_width=image_width,
         grid_positions_in=field("grid_positions_in", str) if "grid_positions_in" in data else None,
         training=field("training", dict) if "training" in data else None,
     )
+
+
+def _shown(value: Any) -> str:
+    """``value`` for a one-line message: a number of thousands of digits is shortened."""
+    text = repr(value)
+    return text if len(text) <= 24 else f"{text[:20]}... ({len(text)} characters)"
 
 
 def _is_colour(value: Any) -> bool:
@@ -442,12 +583,21 @@ def _is_colour(value: Any) -> bool:
 
 
 def _decoding(values: dict[str, Any], path: Path) -> Decoding:
+    """The folder's decoding, through :class:`Decoding`'s own checks (``best_of`` bounded among them), naming
+    the file."""
     types = {f.name: f.type for f in fields(Decoding)}
     for key, value in values.items():
         kind = {bool: bool, float: (int, float), int: int}.get(types.get(key))
         if kind is None or not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise CheckpointError(f"{path}: decoding.{key} = {value!r} is not a Decoding setting")
-    return Decoding(**values)
+            raise CheckpointError(f"{path}: decoding.{key} = {_shown(value)} is not a Decoding setting")
+        if kind == (int, float) and isinstance(value, int) and value.bit_length() > 1023:  # float() would overflow
+            raise CheckpointError(f"{path}: decoding.{key} = {_shown(value)} is too large for a number of its kind")
+    if not -MAX_SEED <= values.get("seed", 0) <= MAX_SEED:  # torch.manual_seed takes 64 bits
+        raise CheckpointError(f"{path}: decoding.seed: must be within ±2**62, got {_shown(values['seed'])}")
+    try:
+        return Decoding(**values)
+    except DecodingError as error:
+        raise CheckpointError(f"{path}: {error}") from None
 
 
 def decoding_args(export: ExportedModel) -> list[str]:
@@ -456,9 +606,14 @@ def decoding_args(export: ExportedModel) -> list[str]:
 
 
 def load_exported_weights(model: PixelLM, folder: str | Path, palette: torch.Tensor | None = None) -> None:
-    """Loads the folder's safetensors into ``model`` after checking architecture, sizes and palette (one line each)."""
+    """Loads the folder's safetensors into ``model`` after checking architecture, sizes and palette (one line each).
+
+    The weights file's header is read and checked against ``model`` before its data: every tensor of the
+    model's shape and of a floating-point type (a relabelled ``I32`` would be cast silently), and the file
+    no larger than the header says. The weights read must be finite.
+    """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     folder = Path(folder)
     export = read_export(folder)
@@ -483,10 +638,22 @@ def load_exported_weights(model: PixelLM, folder: str | Path, palette: torch.Ten
             f"{folder}: its palette differs from the data's at colour {index} "
             f"({export.palette[index].tolist()} there, {palette[index].tolist()} in the data's colormap)"
         )
+    path = folder / WEIGHTS_FILE
+    with _opened(path) as file:
+        _check_fit(export, _weights_header(file, path), model.model.state_dict(keep_vars=True))
+        file.seek(0)
+        data = file.read()
     try:
-        weights = load_file(folder / WEIGHTS_FILE)
-    except (OSError, SafetensorError) as error:
-        raise CheckpointError(f"{folder / WEIGHTS_FILE}: cannot be read as safetensors ({error})") from None
+        weights = load(data)
+    except SafetensorError as error:
+        raise CheckpointError(f"{path}: cannot be read as safetensors ({error})") from None
+    del data
+    for key, tensor in sorted(weights.items()):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                f"{path}: {key} holds {bad} NaN or infinite values of {tensor.numel()}; a trained model has none"
+            )
     state = {f"model.{key}": value for key, value in weights.items()}
     expected = model.state_dict()
     if export.grid_positions_in:  # added into that table: zero row and column embeddings add nothing more
@@ -497,6 +664,144 @@ def load_exported_weights(model: PixelLM, folder: str | Path, palette: torch.Ten
             state.update({key: state[tied[0]]} if tied else {})
     check_checkpoint({"state_dict": state, "hyper_parameters": export.hparams}, model, hp, str(folder))
     model.load_state_dict(state)
+
+
+def check_weights_header(export: ExportedModel) -> None:
+    """Checks every size ``pixel_lm.json`` sets against ``model.safetensors``' own tensor shapes, before a model
+    is built from them: a tampered ``n_embd`` of 16384 asked ~100 GB, an ``n_layer`` of 200000 built for minutes.
+
+    Reads the weights file's header only (bounded), then builds the causal LM on the meta device (no
+    memory, no random numbers) once the layers are known to be as many as the file holds and at most
+    :data:`MAX_LAYERS`, and compares the two tensor by tensor. The header's shapes account for every byte
+    of the file, so the model built afterwards takes no more memory than the file holds.
+    """
+    settings, path = export.folder / SETTINGS_FILE, export.folder / WEIGHTS_FILE
+    with _opened(path) as file:
+        header = _weights_header(file, path)
+    try:
+        config = build_config(export.model_type, export.model_config, export.vocab_size, export.seq_len)
+    except (ValueError, TypeError) as error:
+        raise CheckpointError(f"{settings}: {str(error).splitlines()[0]}") from None
+    key = f"model_config.{config.attribute_map.get('num_hidden_layers', 'num_hidden_layers')}"
+    layers = getattr(config, "num_hidden_layers", None)
+    if isinstance(layers, int):
+        if not 1 <= layers <= MAX_LAYERS:
+            raise CheckpointError(f"{settings}: {key} must be 1 to {MAX_LAYERS}, got {_shown(layers)}")
+        # A layer's tensors are named by its index, the first number in their names ("model.layers.3.mlp...").
+        indices = {next((int(part) for part in name.split(".") if part.isdigit()), -1) for name in header} - {-1}
+        if layers != len(indices):
+            raise CheckpointError(
+                f"{settings}: {key} {layers} does not fit {path}, which holds the tensors of "
+                f"{len(indices)} layer{'s' if len(indices) != 1 else ''}"
+            )
+    try:
+        with torch.device("meta"):
+            causal_lm = build_causal_lm(
+                export.model_type,
+                export.model_config,
+                export.vocab_size,
+                export.seq_len,
+                grid_positions=export.grid_positions,
+                image_width=export.image_width,
+            )
+    except (ValueError, TypeError, ArithmeticError, RuntimeError) as error:
+        raise CheckpointError(
+            f"{settings}: model_config does not build a {export.model_type} model ({str(error).splitlines()[0]})"
+        ) from None
+    _check_fit(export, header, causal_lm.state_dict(keep_vars=True))
+
+
+def _weights_header(file: BinaryIO, path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Each tensor's dtype name and shape, from the header of the safetensors file ``file`` (at its start).
+
+    The format: 8 bytes, little-endian, the header's length N; N bytes of JSON, ``{name: {"dtype", "shape",
+    "data_offsets": [begin, end]}}`` (offsets into the data after the header); then the data. Read here
+    rather than by safetensors, whose ``safe_open`` maps the whole file (and blocks on a FIFO): the header
+    is bounded by :data:`MAX_HEADER_BYTES` and each tensor's bytes must match its dtype and shape, and
+    the file's size the header's, so that the shapes checked are what the data holds.
+    """
+    size = os.fstat(file.fileno()).st_size
+    head = file.read(8)
+    length = int.from_bytes(head, "little") if len(head) == 8 else -1
+    if not 0 < length <= min(MAX_HEADER_BYTES, size - 8):
+        raise CheckpointError(f"{path}: is not a safetensors file (its first 8 bytes give no header length that fits)")
+    try:
+        header = json.loads(file.read(length).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise CheckpointError(f"{path}: is not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{path}: is not a safetensors file (its header is no JSON object)")
+    tensors, end = {}, 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        entry = entry if isinstance(entry, dict) else {}
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:
+            raise CheckpointError(f"{path}: {name} is stored as {_shown(dtype)}, not a dtype this project reads")
+        if not (isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)) or not (
+            isinstance(offsets, list) and len(offsets) == 2 and all(type(n) is int for n in offsets)
+        ):
+            raise CheckpointError(f"{path}: {name} has no shape and data_offsets of whole numbers in the header")
+        nbytes = math.prod(shape) * SAFETENSORS_DTYPES[dtype].itemsize
+        if not 0 <= offsets[0] <= offsets[1] or offsets[1] - offsets[0] != nbytes:
+            raise CheckpointError(
+                f"{path}: {name} is {dtype} of shape {_shown(shape)}, {_shown(nbytes)} bytes, "
+                f"but its data_offsets span {_shown(offsets[1] - offsets[0])}"
+            )
+        tensors[name] = (dtype, tuple(shape))
+        end = max(end, offsets[1])
+    if 8 + length + end != size:
+        raise CheckpointError(f"{path}: holds {size} bytes, its header accounts for {8 + length + end}")
+    return tensors
+
+
+def _check_fit(
+    export: ExportedModel, header: dict[str, tuple[str, tuple[int, ...]]], expected: dict[str, torch.Tensor]
+) -> None:
+    """Raises a one-line :class:`CheckpointError` unless ``header`` (the weights file's) holds each tensor of the
+    causal LM's ``expected`` state (``state_dict(keep_vars=True)``, so tied weights are one object) with its
+    shape and a dtype of its kind, and nothing else."""
+    settings, path = export.folder / SETTINGS_FILE, export.folder / WEIGHTS_FILE
+    if export.grid_positions_in:  # added into the position table: not in the file
+        expected = {key: tensor for key, tensor in expected.items() if ".grid_positions." not in key}
+    stored = [tensor for key, tensor in expected.items() if key in header]
+    # save_pretrained leaves out a weight tied to one it writes (GPT-2's lm_head, its token embedding)
+    missing = [key for key, tensor in expected.items() if key not in header and not any(tensor is t for t in stored)]
+    unexpected = [key for key in header if key not in expected]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{settings}: its {export.model_type} model does not fit {path}: {len(missing)} tensors missing, "
+            f"{len(unexpected)} unexpected, e.g. {(missing or unexpected)[0]}"
+        )
+    resized = {key: shape for key, (_, shape) in header.items() if shape != tuple(expected[key].shape)}
+    if resized:
+        sizes = {f"model_config.{name}": value for name, value in export.model_config.items() if type(value) is int}
+        sizes.update(vocab_size=export.vocab_size, seq_len=export.seq_len)
+
+        def culprits(key: str) -> list[str]:  # the settings whose value makes the model's shape differ
+            model_shape = tuple(expected[key].shape)
+            return [
+                f"{name} {value}" for name, value in sizes.items() if value in model_shape and value not in resized[key]
+            ]
+
+        key = next((key for key in resized if culprits(key)), next(iter(resized)))
+        named = culprits(key)
+        what = f"{', '.join(named)} {'does' if len(named) == 1 else 'do'}" if named else "its sizes do"
+        raise CheckpointError(
+            f"{settings}: {what} not fit {path}: {key} is {list(resized[key])} there, "
+            f"{list(expected[key].shape)} by {SETTINGS_FILE}"
+        )
+    for key, (dtype, _) in header.items():
+        model_dtype = expected[key].dtype
+        stored_dtype = SAFETENSORS_DTYPES[dtype]
+        if stored_dtype.is_floating_point != model_dtype.is_floating_point or (
+            not model_dtype.is_floating_point and stored_dtype != model_dtype
+        ):
+            raise CheckpointError(
+                f"{path}: {key} is stored as {dtype}, but it is a weight of type {str(model_dtype).split('.')[-1]}: "
+                "a tensor relabelled, or no weights of this model"
+            )
 
 
 class ExportedPixelLM(PixelLM):
@@ -527,6 +832,7 @@ class ExportedPixelLM(PixelLM):
                 raise CheckpointMismatchError(
                     f"{folder}: the exported model has {key} {export.hparams[key]}, the data {value}"
                 )
+        check_weights_header(export)  # the sizes the model is built with, before it takes their memory
         decoding = decoding or export.decoding
         super().__init__(
             model_type=export.model_type, model_config=export.model_config, decoding=decoding, **export.layout, **given
