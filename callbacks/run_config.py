@@ -41,13 +41,18 @@ class RunConfig(SaveConfigCallback):
         for logger in trainer.loggers:
             logger.log_hyperparams(config)
 
-    def state_dict(self) -> dict[str, Any]:
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        # A top-level key, not this callback's state_dict: prediction builds no RunConfig, and Lightning warns
+        # about every callback state in a checkpoint that the predicting trainer lacks.
         palette = getattr(self, "palette", None)
-        return {} if palette is None else {"palette": palette.tolist()}
+        if palette is not None:
+            checkpoint[PALETTE_KEY] = palette.tolist()
+
+
+PALETTE_KEY = "palette"
 
 
 def saved_palette(checkpoint: dict[str, Any]) -> list[list[int]] | None:
     """The palette a checkpoint was trained with, as ``[[r, g, b], ...]``; None for one saved before it was kept."""
-    state = (checkpoint.get("callbacks") or {}).get(RunConfig.__qualname__) or {}
-    palette = state.get("palette") if isinstance(state, dict) else None
+    palette = checkpoint.get(PALETTE_KEY)
     return palette if isinstance(palette, list) else None
