@@ -32,7 +32,9 @@ SEQ_LEN = 400  # --images files hold full 20 x 20 images
 def add_scoring_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("--classifier", type=str | None, default=None, help="PokemonClassifier checkpoint: adds PDR and the classifier-feature FID.")  # fmt: skip
     parser.add_argument("--features", type=FeatureKind, default="inception", help="Features of the headline FID: inception (the course's) or classifier.")  # fmt: skip
-    parser.add_argument("--json_out", type=str | None, default=None, help="Also write the results as JSON to this file.")
+    parser.add_argument(
+        "--json_out", type=str | None, default=None, help="Also write the results as JSON to this file."
+    )
     parser.add_argument("--completions_out", type=str | None, default=None, help="Write the dev completions here (a classifier's negatives_file).")  # fmt: skip
 
 
@@ -75,7 +77,12 @@ def evaluate_files(args: list[str] | None) -> tuple[dict, str | None]:
     images, reference, train = (read_images(path, SEQ_LEN, len(palette)) for path in (config.images, config.reference, f"{config.data_dir}/train.txt"))  # fmt: skip
     judge = QualityJudge(reference, palette, train, config.prefix_len, classifier, config.features)
     results = judge(images)
-    return {"images": config.images, "reference": config.reference, "classifier": config.classifier, **results}, config.json_out
+    return {
+        "images": config.images,
+        "reference": config.reference,
+        "classifier": config.classifier,
+        **results,
+    }, config.json_out
 
 
 @reported_errors()  # bad input: one line "error: ...", status 2; SIGTERM / Ctrl-C: 143 / 130, no output replaced

@@ -57,8 +57,8 @@ from checkpointing.run_folders import newest_checkpoint, run_reranker  # noqa: E
 from cli.errors import reported_errors  # noqa: E402
 from datamodules import PokemonDataModule  # noqa: E402
 from datamodules.pokemon import first_pixels  # noqa: E402
-from generation.decoding import Decoding  # noqa: E402
 from evaluation.scoring import QualityJudge, classifier_scorer, detection_rate, evaluate_model, evaluate_new  # noqa: E402
+from generation.decoding import Decoding  # noqa: E402
 
 DECODINGS = (
     "greedy", "sampled", "best_of", "best_of_consensus", "best_of_likelihood", "best_of_contrast", "new",
@@ -120,17 +120,30 @@ def main() -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", nargs="+", required=True, help="run roots (runs/llama) or checkpoint files")
-    parser.add_argument("--judge", nargs="+", required=True, help="classifier checkpoints: one PDR column each; the first gives the classifier FID")
-    parser.add_argument("--reranker", help="classifier checkpoint for best-of-N (default: the run's own reranker, else the first judge)")
+    parser.add_argument(
+        "--judge",
+        nargs="+",
+        required=True,
+        help="classifier checkpoints: one PDR column each; the first gives the classifier FID",
+    )
+    parser.add_argument(
+        "--reranker", help="classifier checkpoint for best-of-N (default: the run's own reranker, else the first judge)"
+    )
     parser.add_argument("--best_of", type=int, default=8)
-    parser.add_argument("--contrast", type=float, default=0.5, help="best_of_contrast's weight of the bigram (default 0.5)")
-    parser.add_argument("--consensus", type=int, default=4, help="the *_consensus decodings' decoding.consensus (default 4)")
+    parser.add_argument(
+        "--contrast", type=float, default=0.5, help="best_of_contrast's weight of the bigram (default 0.5)"
+    )
+    parser.add_argument(
+        "--consensus", type=int, default=4, help="the *_consensus decodings' decoding.consensus (default 4)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds (default: 0 1 2)")
     parser.add_argument("--decodings", nargs="+", choices=DECODINGS, default=["greedy", "sampled", "best_of", "new"])
     parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
     parser.add_argument("--top_k", type=int, default=50, help="sample among the k likeliest colours (default 50)")
     parser.add_argument("--top_p", type=float, default=0.95, help="nucleus sampling threshold (default 0.95)")
-    parser.add_argument("--spread", action="store_true", help="also the FID between the seeds' completion sets (2 seeds or more)")
+    parser.add_argument(
+        "--spread", action="store_true", help="also the FID between the seeds' completion sets (2 seeds or more)"
+    )
     parser.add_argument("--train", action="store_true", help="train each config first and time it")
     parser.add_argument("--data_dir", default=None, help="data folder (default: the shipped course split)")
     parser.add_argument("--json", help="also write the results here")
@@ -166,7 +179,9 @@ def run() -> None:
         reranker = classifier_scorer(reranker_path) if set(RERANKED) & set(args.decodings) else None
         minutes = minutes if minutes is not None else training_minutes(checkpoint)
         sampling = {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p}
-        for label, kind, per_seed in decoding_plan(args.decodings, args.best_of, args.seeds, sampling, args.contrast, args.consensus):
+        for label, kind, per_seed in decoding_plan(
+            args.decodings, args.best_of, args.seeds, sampling, args.contrast, args.consensus
+        ):
             model.reranker = reranker if kind in RERANKED else None  # likelihood, contrast: the model decides
             scored = [score(model, judge, classifiers, data, decoding, kind) for decoding in per_seed]
             seeds = [figures for figures, _ in scored]
@@ -227,11 +242,19 @@ def reference_rows(judge: QualityJudge, classifiers: dict) -> list[dict]:
     """The reference points as table rows: real dev images (PDR), the nearest-neighbour copy, real train images."""
     references = judge.references()
     sets = judge.reference_images  # the sets those FIDs were measured on
-    labels = {"dev": "(80 real dev images)", "nearest": "(nearest-neighbour copy)", "real": f"({len(judge.reference)} real train images)"}
+    labels = {
+        "dev": "(80 real dev images)",
+        "nearest": "(nearest-neighbour copy)",
+        "real": f"({len(judge.reference)} real train images)",
+    }
     images = {"dev": judge.reference, **sets}
     rows = []
     for name, label in labels.items():
-        fids = (0.0, 0.0) if name == "dev" else (references[f"fid_ref_{name}"], references.get(f"fid_classifier_ref_{name}"))
+        fids = (
+            (0.0, 0.0)
+            if name == "dev"
+            else (references[f"fid_ref_{name}"], references.get(f"fid_classifier_ref_{name}"))
+        )
         rows.append({
             "run": label, "train_min": None, "decoding": None, "bits_per_pixel": None, "recon_acc": None,
             "fid": fids[0], "fid_classifier": fids[1], "decode_s": None, "seeds": None,

@@ -50,7 +50,9 @@ def assign_cores(recipes: list[Recipe], cores: list[int], threads: int) -> bool:
     return len(recipes) * threads > len(cores)
 
 
-CSV_LOGGER = "lightning.pytorch.loggers.CSVLogger"  # validation_records reads its metrics.csv; the CLI puts it in the run
+CSV_LOGGER = (
+    "lightning.pytorch.loggers.CSVLogger"  # validation_records reads its metrics.csv; the CLI puts it in the run
+)
 
 
 def train_command(recipe: Recipe, out: Path, common: list[str]) -> list[str]:

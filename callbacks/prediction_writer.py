@@ -61,12 +61,8 @@ class PredictionWriter(BasePredictionWriter):
         prefixes = data.predict_prefixes()
         images = validate(images.tolist(), prefixes, str(self.output), data.seq_len, data.vocab_size)
         given_rows = prefixes.shape[1] // data.image_width  # a red line where the given pixels end
-        picture = grid(
-            images, data.palette, data.image_height, data.image_width, boundary_row=given_rows or None
-        )
-        atomic_write_files(
-            {self.output: format_images(images).encode(), self.picture: png_bytes(picture)}, self.inputs
-        )
+        picture = grid(images, data.palette, data.image_height, data.image_width, boundary_row=given_rows or None)
+        atomic_write_files({self.output: format_images(images).encode(), self.picture: png_bytes(picture)}, self.inputs)
         drawn = "new Pokémon" if data.predict_split == "new" else "completed images"
         print(f"Wrote {len(images)} {drawn} to {self.output} and a picture of them to {self.picture}")
 

@@ -7,9 +7,9 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from checkpointing.io import AtomicCheckpointIO
+from cli import quiet_warnings
 from cli.config_files import with_config_files
 from cli.errors import ConfigError
-from cli import quiet_warnings
 from cli.freed_memory import keep_freed_memory
 from datamodules import PokemonDataModule
 from lightning_modules import PixelLM, PokemonClassifier  # noqa: F401 (short class names in configs: --model PixelLM)

@@ -4,7 +4,9 @@ classifier's augmentation (:func:`datamodules.negatives.translate`) both use."""
 import torch
 
 
-def shifted(images: torch.Tensor, width: int, dy: torch.Tensor, dx: torch.Tensor, fill: torch.Tensor | int) -> torch.Tensor:
+def shifted(
+    images: torch.Tensor, width: int, dy: torch.Tensor, dx: torch.Tensor, fill: torch.Tensor | int
+) -> torch.Tensor:
     """``(N, height * width)`` images, image ``i`` moved ``dy[i]`` rows down and ``dx[i]`` columns right
     (negative: up, left); the pixels moved in take ``fill`` (one colour for all, or ``fill[i]``)."""
     n, height = len(images), images.shape[1] // width

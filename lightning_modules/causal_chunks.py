@@ -17,6 +17,8 @@ attention function, and it hands everything it does not cover to ``transformers`
 and any eval-mode call (so validation and generation run exactly SDPA's arithmetic).
 """
 
+from itertools import pairwise
+
 import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface
@@ -32,29 +34,50 @@ def chunk_bounds(length: int, chunks: int) -> list[int]:
     return [round(length * i / chunks) for i in range(chunks + 1)]
 
 
-def causal_chunks_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, chunks: int,
-                            scaling: float | None = None, enable_gqa: bool = False) -> torch.Tensor:
+def causal_chunks_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    chunks: int,
+    scaling: float | None = None,
+    enable_gqa: bool = False,
+) -> torch.Tensor:
     """Causal attention of ``(B, heads, L, D)`` queries over ``(B, kv_heads, L, D)`` keys and values, the
     queries in ``chunks`` pieces that each see only the keys up to their own end: ``(B, heads, L, D)``."""
     length = query.shape[2]
     bounds = chunk_bounds(length, chunks)
     outputs = []
-    for start, end in zip(bounds[:-1], bounds[1:]):
+    for start, end in pairwise(bounds):
         if start == 0:  # a causal square: SDPA's own top-left causal mask is the right one
             mask, is_causal = None, True
         else:  # query start + i sees keys 0 .. start + i
             mask = torch.ones(end - start, end, dtype=torch.bool, device=query.device).tril(diagonal=start)
             is_causal = False
-        outputs.append(F.scaled_dot_product_attention(
-            query[:, :, start:end], key[:, :, :end], value[:, :, :end],
-            attn_mask=mask, is_causal=is_causal, scale=scaling, enable_gqa=enable_gqa,
-        ))
+        outputs.append(
+            F.scaled_dot_product_attention(
+                query[:, :, start:end],
+                key[:, :, :end],
+                value[:, :, :end],
+                attn_mask=mask,
+                is_causal=is_causal,
+                scale=scaling,
+                enable_gqa=enable_gqa,
+            )
+        )
     return torch.cat(outputs, dim=2)
 
 
-def causal_chunks_sdpa(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                       attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
-                       is_causal: bool | None = None, **kwargs) -> tuple[torch.Tensor, None]:
+def causal_chunks_sdpa(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    is_causal: bool | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
     """``transformers`` attention function: chunked causal attention for a mask-free CPU training step,
     ``sdpa_attention_forward`` for everything else. Returns ``((B, L, heads, D), None)`` like it."""
     chunks = getattr(module.config, CHUNKS_KEY, 1)
@@ -71,8 +94,9 @@ def causal_chunks_sdpa(module: torch.nn.Module, query: torch.Tensor, key: torch.
         and kwargs.get("softcap") is None
     )
     if not covered:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      is_causal=is_causal, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
+        )
     groups = getattr(module, "num_key_value_groups", 1)
     output = causal_chunks_attention(query, key, value, chunks, scaling=scaling, enable_gqa=groups > 1)
     return output.transpose(1, 2).contiguous(), None

@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from datamodules.negatives import NEGATIVE_TYPES, Corruptor, fit_bigram, hflip, translate
 from datamodules.pixel_files import read_images
 from datamodules.render import to_rgb
-from datamodules.negatives import NEGATIVE_TYPES, Corruptor, fit_bigram, hflip, translate
 
 
 def _block(channels_in: int, channels_out: int) -> nn.Sequential:

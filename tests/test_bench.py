@@ -16,7 +16,6 @@ from bench.time_to_level import analyse
 from conftest import TINY
 from entry_points import ROOT, run
 from lightning_modules import PixelLM
-from run_logs import validations
 from tiny_models import tiny_model
 
 TINY_LLAMA = {  # grouped-query attention and a gated MLP, as configs/llama.yaml, at the tiny config's size
@@ -32,7 +31,11 @@ def test_speed_bench_prints_table_and_json(tmp_path):
     result = run("bench/speed.py", *args, "--json", str(report))
     speed, utilisation = result.stdout.split("Model FLOP utilisation")
     rows = [line for line in speed.splitlines() if line.startswith("| tiny |")]
-    assert [row.split(" | ")[1] for row in rows] == ["training tokens/s", "generate 80, greedy (outputs identical: True)", "generate 80, sampled"]
+    assert [row.split(" | ")[1] for row in rows] == [
+        "training tokens/s",
+        "generate 80, greedy (outputs identical: True)",
+        "generate 80, sampled",
+    ]
     saved = json.loads(report.read_text())
     assert saved["device"].endswith(f", {os.cpu_count()} cores") and "Device: " + saved["device"] in result.stdout
     median = saved["results"][0]["median"]
@@ -54,7 +57,10 @@ def test_speed_bench_prints_table_and_json(tmp_path):
     row = next(line for line in utilisation.splitlines() if line.startswith("| tiny |")).strip("| ").split(" | ")
     assert row[0] == "tiny" and row[1] == "0.11" and row[6].endswith("%") and row[7].endswith("%")
     assert float(row[3]) > 0 and float(row[4]) > 0 and float(row[5]) > 0
-    assert "| config | MFLOPs/token (fwd+bwd) | tokens/s (project) | GFLOP/s achieved | fp32 matmul GFLOP/s peak" in utilisation
+    assert (
+        "| config | MFLOPs/token (fwd+bwd) | tokens/s (project) | GFLOP/s achieved | fp32 matmul GFLOP/s peak"
+        in utilisation
+    )
 
 
 def tiny_yaml_model(model_type: str = "gpt2", model_config: dict | None = None) -> PixelLM:
@@ -99,7 +105,9 @@ def test_flop_count_covers_every_weight_matrix_of_shipped_configs(name):
 
 def test_time_to_quality_levels_and_ratios():
     def recipe(name, points, end):
-        records = [{"elapsed_s": 60 * minutes, "epoch": 0, "step": 0, "val/bits_per_pixel": bits} for minutes, bits in points]
+        records = [
+            {"elapsed_s": 60 * minutes, "epoch": 0, "step": 0, "val/bits_per_pixel": bits} for minutes, bits in points
+        ]
         return Recipe(name, "c.yaml", [], records=[*records, {"elapsed_s": 60 * end, "event": "fit_end"}])
 
     old = recipe("old", [(1, 2.5), (2, 2.2), (4, 2.0)], end=5)
@@ -112,7 +120,9 @@ def test_time_to_quality_levels_and_ratios():
     assert rows["new"]["ratio_to_reference"] == {"2.2": 0.5, "2.1": 0.25, "2.04": 0.5, "2": 0.5}
     assert rows["new"]["training_minutes_ratio"] == 0.5 and rows["new"]["best_bits_per_pixel"] == 1.9
     report = analyse([old, new], [1.95])
-    assert report["recipes"][0]["minutes_to_level"] == {"1.95": None} and report["recipes"][0]["ratio_to_reference"] == {"1.95": None}
+    assert report["recipes"][0]["minutes_to_level"] == {"1.95": None} and report["recipes"][0][
+        "ratio_to_reference"
+    ] == {"1.95": None}
 
 
 def ttq_table(stdout: str) -> dict[str, list[str]]:
@@ -150,7 +160,16 @@ def test_time_to_quality_two_recipes_end_to_end(tmp_path, small_data):
 def test_time_to_quality_scores_best_checkpoints_with_a_judge(tmp_path, small_data, classifier_ckpt):
     out = tmp_path / "ttq"
     common = ("--", "--data.data_dir", str(small_data), "--trainer.max_steps=6")
-    result = run("bench/time_to_quality.py", "--out", str(out), "--recipe", f"only={TINY}", "--judge", str(classifier_ckpt), *common)
+    result = run(
+        "bench/time_to_quality.py",
+        "--out",
+        str(out),
+        "--recipe",
+        f"only={TINY}",
+        "--judge",
+        str(classifier_ckpt),
+        *common,
+    )
     row = ttq_table(result.stdout)["only"]
     assert len(row) == 3 + 4 + 2  # the default levels, then FID and PDR
     quality = json.loads((out / "time_to_quality.json").read_text())["recipes"][0]["quality"]
@@ -173,7 +192,11 @@ def test_quality_bench_seeds_judges_and_new_pokemon(lm_ckpt, classifier_ckpt, sm
     header = next(line for line in result.stdout.splitlines() if line.startswith("| run |"))
     assert "| classifier FID | FID seed vs seed | PDR (runs) | PDR (strict) |" in header
     rows = json.loads(report.read_text())
-    assert [row["run"] for row in rows[:3]] == ["(80 real dev images)", "(nearest-neighbour copy)", "(16 real train images)"]
+    assert [row["run"] for row in rows[:3]] == [
+        "(80 real dev images)",
+        "(nearest-neighbour copy)",
+        "(16 real train images)",
+    ]
     assert rows[0]["fid"] == 0 and set(rows[0]["pdr"]) == {"runs", "strict"}
     for row in rows:  # the same weights under two names judge every set alike
         assert row["pdr"]["runs"] == row["pdr"]["strict"] and 0 <= row["pdr"]["runs"] <= 1
@@ -198,7 +221,11 @@ def test_quality_bench_consensus_decodings_carry_their_setting():
 
     sampling = {"temperature": 1.0, "top_k": 50, "top_p": 0.95}
     plan = decoding_plan(["best_of", "best_of_consensus", "new_best_of_consensus"], 32, [0, 1], sampling, consensus=3)
-    assert [label for label, _, _ in plan] == ["best-of-32", "best-of-32 (consensus 3)", "new, best-of-32 (consensus 3)"]
+    assert [label for label, _, _ in plan] == [
+        "best-of-32",
+        "best-of-32 (consensus 3)",
+        "new, best-of-32 (consensus 3)",
+    ]
     assert [[(d.best_of, d.consensus, d.seed) for d in per_seed] for _, _, per_seed in plan] == [
         [(32, 0, 0), (32, 0, 1)], [(32, 3, 0), (32, 3, 1)], [(32, 3, 0), (32, 3, 1)]
     ]  # fmt: skip

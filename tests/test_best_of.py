@@ -49,7 +49,9 @@ def test_contrast_subtracts_a_share_of_the_training_bigram():
     with torch.no_grad():
         model.eval()
         likelihood = -model.token_losses(candidates)[:, 23:].mean(dim=1)
-    pairs = torch.zeros(167, 167).index_put_((training[:, :-1].flatten(), training[:, 1:].flatten()), torch.ones(6 * 39), accumulate=True)
+    pairs = torch.zeros(167, 167).index_put_(
+        (training[:, :-1].flatten(), training[:, 1:].flatten()), torch.ones(6 * 39), accumulate=True
+    )
     bigram = ((pairs + 0.1) / (pairs + 0.1).sum(dim=1, keepdim=True)).log()  # counts, smoothed by 0.1 as fit_bigram
     background = bigram[candidates[:, 23:-1], candidates[:, 24:]].mean(dim=1)
     for weight in (0.0, 0.5, 2.0):
@@ -104,7 +106,9 @@ def test_consensus_without_a_palette_is_a_clear_error():
 
 
 @pytest.mark.parametrize("setting, value", [("contrast", 0.5), ("consensus", 2)])
-def test_predict_best_of_rules_take_the_data_modules_images_and_palette(setting, value, trained, lm_ckpt, small_data, tmp_path):
+def test_predict_best_of_rules_take_the_data_modules_images_and_palette(
+    setting, value, trained, lm_ckpt, small_data, tmp_path
+):
     """predict.py fits contrast's bigram on the training split and compares consensus by the data's palette,
     and writes a valid submission."""
     output = tmp_path / f"{setting}.txt"

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 import lightning_modules.causal_chunks as causal_chunks
 from generation.decoding import Decoding
 from lightning_modules import PixelLM
-from run_logs import history, metric, validations
+from run_logs import history, metric
 from tiny_models import as_option, tiny_model
 
 LLAMA = {"num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_size": 32,
@@ -30,7 +30,7 @@ def test_chunked_attention_is_causal_attention(chunks):
 
     expected = run(lambda: F.scaled_dot_product_attention(query, key, value, is_causal=True, enable_gqa=True))
     chunked = run(lambda: causal_chunks.causal_chunks_attention(query, key, value, chunks, enable_gqa=True))
-    for want, got in zip(expected, chunked):
+    for want, got in zip(expected, chunked, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
@@ -71,7 +71,7 @@ def test_a_training_step_runs_chunked_with_the_same_loss_and_gradients(monkeypat
         losses.append(loss.detach())
     assert calls == [3, 3]  # both layers of the chunked model, none of the plain one
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-6, atol=1e-6)
-    for (name, want), got in zip(plain.named_parameters(), chunked.parameters()):
+    for (name, want), got in zip(plain.named_parameters(), chunked.parameters(), strict=True):
         torch.testing.assert_close(got.grad, want.grad, rtol=1e-4, atol=1e-6, msg=name)
 
 

@@ -29,8 +29,11 @@ def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(WriteError) as caught:
         io.save_checkpoint({"step": 2, "weights": torch.zeros(1000)}, path)
-    assert re.fullmatch(rf"no space left on \S+ to save {path} \(\d+ kB needed, [\d.]+ [kM]B free\); "
-                        "the previous last.ckpt is kept", str(caught.value)), str(caught.value)
+    assert re.fullmatch(
+        rf"no space left on \S+ to save {path} \(\d+ kB needed, [\d.]+ [kM]B free\); "
+        "the previous last.ckpt is kept",
+        str(caught.value),
+    ), str(caught.value)
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # the temporary file is gone
 
@@ -70,7 +73,9 @@ def test_full_disk_keeps_last_ckpt_and_resume_works_once_there_is_room(train_tin
     filler = disk / "filler"
     filler.write_bytes(b"\0" * (shutil.disk_usage(disk).free - len(before) // 2))  # half a checkpoint left
 
-    result = train_tiny("--trainer.default_root_dir", str(root), "--trainer.max_steps=4", "--ckpt_path=last", check=False)
+    result = train_tiny(
+        "--trainer.default_root_dir", str(root), "--trainer.max_steps=4", "--ckpt_path=last", check=False
+    )
     message = assert_error(result, f"no space left on {disk} to save {last}", "; the previous last.ckpt is kept")
     assert message.count("error:") == 1
     assert last.read_bytes() == before and torch.load(last, weights_only=True)["global_step"] == 2

@@ -62,7 +62,14 @@ def assert_refused(result, path: Path, marker: Path, *parts: str) -> None:
 
 def test_train_and_predict_ckpt_path(trained, lm_ckpt, small_data, tmp_path, marker):
     evil = with_payload(lm_ckpt, tmp_path / "evil.ckpt", marker)
-    common = ("--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "runs"), "--data.data_dir", str(small_data))
+    common = (
+        "--config",
+        str(TINY),
+        "--trainer.default_root_dir",
+        str(tmp_path / "runs"),
+        "--data.data_dir",
+        str(small_data),
+    )
     for script in ("train.py", "predict.py", "export.py"):
         extra = ("--out", str(tmp_path / "out")) if script == "export.py" else ()
         result = run(script, *common, "--ckpt_path", str(evil), *extra, check=False)
@@ -84,7 +91,16 @@ def test_evaluate(which, trained, lm_ckpt, classifier_ckpt, small_data, tmp_path
         args = ("--images", str(small_data / "dev.txt"), "--classifier", str(judge))
     else:
         model = evil if which == "ckpt_path" else lm_ckpt
-        args = ("--config", str(TINY), "--data.data_dir", str(small_data), "--ckpt_path", str(model), "--classifier", str(judge))
+        args = (
+            "--config",
+            str(TINY),
+            "--data.data_dir",
+            str(small_data),
+            "--ckpt_path",
+            str(model),
+            "--classifier",
+            str(judge),
+        )
     assert_refused(run("evaluate.py", *args, check=False), evil, marker, "error: ", REFUSED)
 
 
@@ -110,7 +126,9 @@ def test_bench_speed(lm_ckpt, tmp_path, marker):
 
 def test_quality_callback_classifier(train_tiny, classifier_ckpt, tmp_path, marker):
     evil = with_payload(classifier_ckpt, tmp_path / "evil_judge.ckpt", marker)
-    result = train_tiny("--trainer.callbacks+=callbacks.QualityMetrics", f"--trainer.callbacks.classifier={evil}", check=False)
+    result = train_tiny(
+        "--trainer.callbacks+=callbacks.QualityMetrics", f"--trainer.callbacks.classifier={evil}", check=False
+    )
     assert_error(result, str(evil), REFUSED)
 
 
@@ -157,7 +175,9 @@ def test_project_checkpoints_need_only_the_allow_listed_types(lm_ckpt, classifie
     checkpoint = torch.load(lm_ckpt, weights_only=True)
     checkpoint["hyper_parameters"]["decoding"] = Decoding(do_sample=True, top_k=7)
     torch.save(checkpoint, tmp_path / "python.ckpt")
-    assert torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "python.ckpt") == ["generation.decoding.Decoding"]
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(tmp_path / "python.ckpt") == [
+        "generation.decoding.Decoding"
+    ]
     assert load_pixel_lm(tmp_path / "python.ckpt").decoding.top_k == 7
 
 
@@ -222,9 +242,17 @@ def test_evaluate_checkpoint_of_another_architecture(lm_ckpt, classifier_ckpt, s
 @pytest.mark.slow  # two exports, four predictions, an evaluation
 def test_export_predicts_as_the_checkpoint_and_holds_no_pickle(trained, lm_ckpt, classifier_ckpt, small_data, tmp_path):
     out = tmp_path / "tiny_export"
-    result = run("export.py", "--trainer.default_root_dir", str(trained), "--data.data_dir", str(small_data), "--out", str(out))
+    result = run(
+        "export.py", "--trainer.default_root_dir", str(trained), "--data.data_dir", str(small_data), "--out", str(out)
+    )
     assert f"Exported {lm_ckpt} to {out}/" in result.stdout  # the newest run's best.ckpt
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "generation_config.json", "model.safetensors", "pixel_lm.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "pixel_lm.json",
+    ]
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary folder left beside it
     for path in out.glob("*.json"):  # JSON and safetensors (a JSON header, then raw numbers): no pickle
         json.loads(path.read_text())
@@ -232,27 +260,62 @@ def test_export_predicts_as_the_checkpoint_and_holds_no_pickle(trained, lm_ckpt,
     weights = load_file(out / "model.safetensors")
     for key, value in weights.items():  # the EMA average best.ckpt holds, not the last step's weights
         assert torch.equal(value, checkpoint["state_dict"][f"model.{key}"])
-    assert any(not torch.equal(checkpoint["state_dict"][key], checkpoint["current_model_state"][key]) for key in checkpoint["state_dict"])
+    assert any(
+        not torch.equal(checkpoint["state_dict"][key], checkpoint["current_model_state"][key])
+        for key in checkpoint["state_dict"]
+    )
 
     from_ckpt, from_folder = tmp_path / "from_ckpt.txt", tmp_path / "from_folder.txt"
     trusted = ("--trainer.default_root_dir", str(trained))  # its run's config.yaml is read only from a runs root
-    run("predict.py", "--ckpt_path", str(lm_ckpt), *trusted, "--data.data_dir", str(small_data), "--output", str(from_ckpt))
+    run(
+        "predict.py",
+        "--ckpt_path",
+        str(lm_ckpt),
+        *trusted,
+        "--data.data_dir",
+        str(small_data),
+        "--output",
+        str(from_ckpt),
+    )
     run("predict.py", "--ckpt_path", str(out), "--data.data_dir", str(small_data), "--output", str(from_folder))
     assert from_folder.read_bytes() == from_ckpt.read_bytes()
 
-    again = run("export.py", "--ckpt_path", str(lm_ckpt), *trusted, "--data.data_dir", str(small_data), "--out", str(out), check=False)
+    again = run(
+        "export.py",
+        "--ckpt_path",
+        str(lm_ckpt),
+        *trusted,
+        "--data.data_dir",
+        str(small_data),
+        "--out",
+        str(out),
+        check=False,
+    )
     assert_error(again, f"{out}: exists and is not empty; pass --overwrite to replace it")
 
     other = Path(shutil.copytree(out, tmp_path / "other_palette"))
     settings = json.loads((other / "pixel_lm.json").read_text())
     settings["palette"][5] = [1, 2, 3]
     (other / "pixel_lm.json").write_text(json.dumps(settings))
-    result = run("predict.py", "--ckpt_path", str(other), "--data.data_dir", str(small_data), "--output", str(tmp_path / "x.txt"), check=False)
+    result = run(
+        "predict.py",
+        "--ckpt_path",
+        str(other),
+        "--data.data_dir",
+        str(small_data),
+        "--output",
+        str(tmp_path / "x.txt"),
+        check=False,
+    )
     assert_error(result, f"{other}: its palette differs from the data's at colour 5 ([1, 2, 3] there")
 
-    result = run("evaluate.py", "--ckpt_path", str(out), "--data.data_dir", str(small_data), "--classifier", str(classifier_ckpt))
+    result = run(
+        "evaluate.py", "--ckpt_path", str(out), "--data.data_dir", str(small_data), "--classifier", str(classifier_ckpt)
+    )
     printed = json.loads(result.stdout.strip().splitlines()[-1])
-    assert printed["checkpoint"] == str(out) and printed["num_images"] == 16 and printed["decoding"]["do_sample"] is False
+    assert (
+        printed["checkpoint"] == str(out) and printed["num_images"] == 16 and printed["decoding"]["do_sample"] is False
+    )
     # A config of another size does not silently take the folder's weights.
     wrong = run(
         "predict.py", "--config", str(TINY), '--model.init_args.model_config={"n_layer": 1, "n_head": 2, "n_embd": 32}',

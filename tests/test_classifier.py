@@ -54,7 +54,9 @@ def test_negatives_keep_the_top_and_change_the_bottom(kind):
 def moved_by(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """A 20 x 20 image moved ``dy`` rows down and ``dx`` columns right, the uncovered pixels background (0)."""
     grid, out = image.view(20, 20), torch.zeros(20, 20, dtype=image.dtype)
-    out[max(dy, 0) : 20 + min(dy, 0), max(dx, 0) : 20 + min(dx, 0)] = grid[max(-dy, 0) : 20 - max(dy, 0), max(-dx, 0) : 20 - max(dx, 0)]
+    out[max(dy, 0) : 20 + min(dy, 0), max(dx, 0) : 20 + min(dx, 0)] = grid[
+        max(-dy, 0) : 20 - max(dy, 0), max(-dx, 0) : 20 - max(dx, 0)
+    ]
     return out.flatten()
 
 
@@ -68,5 +70,7 @@ def test_translate_moves_each_image_by_up_to_a_pixel_filling_with_background():
 
 
 def test_unknown_negative_type_is_a_clear_error():
-    result = run("train.py", "--config", str(CLASSIFIER), "--model.init_args.negative_types=[blank,smudge]", check=False)
+    result = run(
+        "train.py", "--config", str(CLASSIFIER), "--model.init_args.negative_types=[blank,smudge]", check=False
+    )
     assert_error(result, "negative_types: unknown ['smudge']")

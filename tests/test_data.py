@@ -42,7 +42,12 @@ def test_hflip_mirrors_rows():
     seen = set()
     for epoch in range(12):  # the mirroring is drawn per (seed, epoch, index)
         loader.sampler.set_epoch(epoch)
-        seen |= {tuple(row.tolist()) for batch in loader for row in batch if row.tolist() in (image.tolist(), mirrored.tolist())}
+        seen |= {
+            tuple(row.tolist())
+            for batch in loader
+            for row in batch
+            if row.tolist() in (image.tolist(), mirrored.tolist())
+        }
     assert seen == {tuple(image.tolist()), tuple(mirrored.tolist())}
 
 
@@ -55,7 +60,7 @@ def test_shift_moves_images_by_a_pixel_filling_with_the_background():
         loader.sampler.set_epoch(epoch)
         batches = torch.cat(list(loader)).view(-1, 20, 20)
         keys = loader.sampler.order(epoch)
-        for image, (index, mirror, dy, dx) in zip(batches, keys):
+        for image, (index, mirror, dy, dx) in zip(batches, keys, strict=True):
             assert not mirror and -1 <= dy <= 1 and -1 <= dx <= 1
             original = originals[index]
             # What stays inside the frame is the original, moved; what moved in is the top-left colour.
@@ -107,12 +112,12 @@ def test_hub_copy_gives_the_same_tensors(tmp_path):
         assert torch.equal(hub.splits[name], local.splits[name])
 
 
-
 def test_hub_without_datasets_says_which_requirements_file_installs_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail, as when not installed
     hub = PokemonDataModule(hub_dataset="user/pokemon", hub_palette="user/colors")
     with pytest.raises(ImportError, match=r"`datasets` package: pip install -r requirements-hub.txt"):
         hub.prepare_data()
+
 
 @pytest.fixture
 def data_copy(tmp_path):

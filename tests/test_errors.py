@@ -32,7 +32,16 @@ def test_predict_and_export_name_the_bad_data(trained, lm_ckpt, data, tmp_path):
     assert_error(predict(trained, data, output, check=False), f"{data}/test.txt:1: not an integer: 'x'")
     assert not output.exists()
     (data / "colormap.txt").write_text("1 2 3\n")  # export reads only the palette
-    result = run("export.py", "--ckpt_path", str(lm_ckpt), "--data.data_dir", str(data), "--out", str(tmp_path / "out"), check=False)
+    result = run(
+        "export.py",
+        "--ckpt_path",
+        str(lm_ckpt),
+        "--data.data_dir",
+        str(data),
+        "--out",
+        str(tmp_path / "out"),
+        check=False,
+    )
     assert_error(result, f"{data}/colormap.txt: expected 167 colours, got 1")
     assert not (tmp_path / "out").exists()
 
@@ -71,7 +80,9 @@ def test_missing_file(train_tiny, data):
 
 
 def test_unknown_architecture(train_tiny):
-    assert_error(train_tiny("--model.init_args.model_type=gpt5", check=False), "model.model_type: unknown architecture 'gpt5'")
+    assert_error(
+        train_tiny("--model.init_args.model_type=gpt5", check=False), "model.model_type: unknown architecture 'gpt5'"
+    )
 
 
 def test_misspelled_keys_on_the_command_line_and_in_yaml(train_tiny, tmp_path):

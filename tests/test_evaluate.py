@@ -21,7 +21,13 @@ from run_logs import history, metric
 REFERENCES = {"fid_ref_nearest", "fid_ref_real"}
 COUNTS = {"features", "num_images", "num_reference_images"}
 MODEL_FIELDS = {"checkpoint", "classifier", "pixel_accuracy", "bits_per_pixel", "decoding", "decode_s"}
-CLASSIFIER_FIELDS = {"pdr", "fid_classifier", "fid_classifier_ref_nearest", "fid_classifier_ref_real", "features_classifier"}
+CLASSIFIER_FIELDS = {
+    "pdr",
+    "fid_classifier",
+    "fid_classifier_ref_nearest",
+    "fid_classifier_ref_real",
+    "features_classifier",
+}
 
 
 @pytest.fixture
@@ -59,7 +65,14 @@ def test_fid_with_classifier_features_known_answers_offline(classifier_ckpt, no_
 def test_fid_between_sets_pairs_every_two_and_is_zero_only_for_the_same_set(classifier_ckpt):
     """``fid_between`` (bench/quality.py --spread): one FID per pair, in combinations order, with the judge's features."""
     dev, train = read_images(DATA_DIR / "dev.txt"), read_images(DATA_DIR / "train.txt")
-    judge = QualityJudge(dev, read_palette(DATA_DIR / "colormap.txt"), train, 240, load_classifier(classifier_ckpt), features="classifier")
+    judge = QualityJudge(
+        dev,
+        read_palette(DATA_DIR / "colormap.txt"),
+        train,
+        240,
+        load_classifier(classifier_ckpt),
+        features="classifier",
+    )
     noisy = dev.clone()
     hit = torch.rand(dev.shape, generator=torch.Generator().manual_seed(0)) < 0.3
     noisy[hit] = torch.randint(0, 167, (int(hit.sum()),), generator=torch.Generator().manual_seed(1))
@@ -90,7 +103,9 @@ def eight_dev(tmp_path, small_data):
 
 
 @pytest.mark.slow
-def test_evaluate_checkpoint_without_classifier_prints_inception_fid_references_and_a_hint(trained, tmp_path, eight_dev):
+def test_evaluate_checkpoint_without_classifier_prints_inception_fid_references_and_a_hint(
+    trained, tmp_path, eight_dev
+):
     out = tmp_path / "scores.json"
     result = run(
         "evaluate.py", "--config", str(TINY),

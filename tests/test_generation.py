@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from generation.complete import new_cache
@@ -28,7 +27,10 @@ def tiny_model(model_type: str, **config) -> PixelLM:
 def course_generate(model: PixelLM, prefixes: torch.Tensor, **kwargs) -> torch.Tensor:
     """The course's way: batches of 2 here (16 there), transformers' default cache, ``max_length``."""
     model.model.eval()
-    outputs = [model.model.generate(batch, attention_mask=torch.ones_like(batch), max_length=40, **kwargs) for batch in prefixes.split(2)]
+    outputs = [
+        model.model.generate(batch, attention_mask=torch.ones_like(batch), max_length=40, **kwargs)
+        for batch in prefixes.split(2)
+    ]
     return torch.cat(outputs)
 
 
@@ -48,9 +50,17 @@ def test_sampled_completions_equal_generate_with_its_own_cache_and_warpers(tempe
     prefixes = torch.randint(0, 167, (6, 24))
     torch.manual_seed(3)
     expected = model.model.generate(
-        prefixes, max_new_tokens=16, min_new_tokens=16, do_sample=True, temperature=temperature, top_k=top_k or None, top_p=top_p
+        prefixes,
+        max_new_tokens=16,
+        min_new_tokens=16,
+        do_sample=True,
+        temperature=temperature,
+        top_k=top_k or None,
+        top_p=top_p,
     )
-    completed = model.complete(prefixes, Decoding(do_sample=True, seed=3, temperature=temperature, top_k=top_k, top_p=top_p))
+    completed = model.complete(
+        prefixes, Decoding(do_sample=True, seed=3, temperature=temperature, top_k=top_k, top_p=top_p)
+    )
     assert torch.equal(completed, expected)
 
 
@@ -67,7 +77,9 @@ def library_warpers(temperature: float, top_k: int, top_p: float) -> LogitsProce
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.6, 1.5])
-@pytest.mark.parametrize("top_k, top_p", [(50, 0.95), (1, 0.95), (166, 0.5), (167, 0.9), (0, 0.95), (50, 1.0), (0, 1.0)])
+@pytest.mark.parametrize(
+    "top_k, top_p", [(50, 0.95), (1, 0.95), (166, 0.5), (167, 0.9), (0, 0.95), (50, 1.0), (0, 1.0)]
+)
 def test_one_warper_filters_scores_as_transformers_three_do(temperature, top_k, top_p):
     torch.manual_seed(0)
     scores = torch.randn(400, 167) * torch.linspace(0.1, 8, 400)[:, None]  # from nearly flat rows to peaked ones

@@ -56,7 +56,15 @@ def test_train_export_predict_with_grid_positions(tmp_path, small_data):
     checkpoint = runs / "version_0" / "checkpoints" / "best.ckpt"
     state = torch.load(checkpoint, weights_only=True)["state_dict"]
     assert state["model.transformer.grid_positions.row.weight"].shape == (20, 16)
-    run("export.py", "--ckpt_path", str(checkpoint), "--trainer.default_root_dir", str(runs), "--out", str(tmp_path / "exported"))
+    run(
+        "export.py",
+        "--ckpt_path",
+        str(checkpoint),
+        "--trainer.default_root_dir",
+        str(runs),
+        "--out",
+        str(tmp_path / "exported"),
+    )
     outputs = {}
     for name, source in (("ckpt", ("--config", str(TINY), grid, "--ckpt_path", str(checkpoint))),
                          ("exported", ("--ckpt_path", str(tmp_path / "exported")))):  # fmt: skip

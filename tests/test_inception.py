@@ -13,7 +13,13 @@ from conftest import DATA_DIR
 from datamodules.pixel_files import read_images, read_palette
 from datamodules.render import to_rgb
 from evaluation import inception
-from evaluation.inception import FeaturesUnavailable, InceptionFeatures, load_inception, to_inception_input, weights_path
+from evaluation.inception import (
+    FeaturesUnavailable,
+    InceptionFeatures,
+    load_inception,
+    to_inception_input,
+    weights_path,
+)
 from evaluation.metrics import build_fid
 
 N = 12  # Inception takes 0.25-0.9 s per image on one CPU thread
@@ -37,7 +43,9 @@ def test_features_are_2048_finite_batch_independent_and_in_eval_mode(dev_rgb, mo
     assert not extractor.training and not extractor.net.training
     assert features.shape == (4, 2048) and features.dtype == torch.float32 and torch.isfinite(features).all()
     assert features.abs().sum(1).min() > 0
-    torch.testing.assert_close(extractor(dev_rgb[1:3]), features[1:3], rtol=1e-4, atol=1e-4)  # other batches, same features
+    torch.testing.assert_close(
+        extractor(dev_rgb[1:3]), features[1:3], rtol=1e-4, atol=1e-4
+    )  # other batches, same features
 
 
 @pytest.mark.slow

@@ -33,7 +33,9 @@ def test_muon_takes_the_hidden_matrices_and_adamw_the_rest():
 def test_gpt2_conv1d_matrices_go_to_muon_and_its_position_table_to_adamw():
     lm = PixelLM(model_type="gpt2", model_config=ARCHITECTURES["gpt2"], optimizer="muon").model
     hidden, rest = muon_parameters(lm)
-    assert names(lm, hidden) == {f"transformer.h.0.{m}.weight" for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")}
+    assert names(lm, hidden) == {
+        f"transformer.h.0.{m}.weight" for m in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+    }
     assert {"transformer.wte.weight", "transformer.wpe.weight"} <= names(lm, rest)
 
 
@@ -54,14 +56,20 @@ def test_orthogonalise_pushes_singular_values_towards_one_like_torch(shape):
 def test_muon_adamw_steps_both_halves_and_a_scheduler_sets_both_learning_rates():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Embedding(10, 8), nn.Linear(8, 8), nn.LayerNorm(8))
-    optimizer = MuonAdamW([model[1].weight], [model[0].weight, model[1].bias, *model[2].parameters()], lr=0.1, weight_decay=0.0)
+    optimizer = MuonAdamW(
+        [model[1].weight], [model[0].weight, model[1].bias, *model[2].parameters()], lr=0.1, weight_decay=0.0
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5)
     assert [group["lr"] for group in optimizer.muon.param_groups + optimizer.adamw.param_groups] == [0.05, 0.05]
     before = [p.detach().clone() for p in model.parameters()]
     model(torch.tensor([[1, 2, 3]])).sum().backward()
     optimizer.step()
     scheduler.step()
-    assert all(not torch.equal(b, p) for b, p in zip(before, model.parameters()) if p.grad is not None and p.grad.any())
+    assert all(
+        not torch.equal(b, p)
+        for b, p in zip(before, model.parameters(), strict=True)
+        if p.grad is not None and p.grad.any()
+    )
     state = optimizer.state_dict()
     assert len(state["muon"]["state"]) == 1 and len(state["adamw"]["state"]) == 4
     optimizer.load_state_dict(state)  # as a resumed run does; the scheduler must still reach both halves

@@ -152,4 +152,3 @@ def test_checker_names_the_problem(tmp_path, how, message):
     result = run("-m", "datamodules.submission", "check", str(bad), "--prefixes", str(prefixes), check=False)
     assert result.returncode == 1
     assert result.stderr.startswith(f"NOT OK: {bad}") and message in result.stderr
-

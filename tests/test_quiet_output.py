@@ -77,7 +77,9 @@ def test_train_resume_and_predict_print_no_false_alarm(tmp_path, small_data, mon
         assert not [text for text in shown if re.search(alarm, text, re.MULTILINE)], alarm
     assert any("smaller than the logging interval" in str(warning.message) for warning in caught)  # the user's own
     assert any("Restoring states from the checkpoint" in message for message in logs.messages)  # logs were recorded
-    assert "Total FLOPs" in out or "Total Flops" in out  # the summary was printed (its FLOPs: 0 for PixelLM, see pixel_lm.py)
+    assert (
+        "Total FLOPs" in out or "Total Flops" in out
+    )  # the summary was printed (its FLOPs: 0 for PixelLM, see pixel_lm.py)
     assert output.is_file() and "Drawing" not in err  # no progress bar in tests
     # The moved run kept its checkpoint bookkeeping: best.ckpt is replaced only by a better model.
     (state,) = [s for key, s in before["callbacks"].items() if "train/loss_epoch" in key]

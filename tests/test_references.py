@@ -28,7 +28,7 @@ def test_on_the_course_data_it_keeps_dev_tops_and_matches_a_brute_force_search()
     completed = nearest_neighbour_completions(dev, train, 240, palette)
     assert torch.equal(completed[:, :240], dev[:, :240])
     colours = palette.long()
-    for image, done in zip(dev, completed):
+    for image, done in zip(dev, completed, strict=True):
         distances = ((colours[train[:, :240]] - colours[image[:240]]) ** 2).sum((1, 2))
         assert torch.equal(done[240:], train[distances.argmin(), 240:])
 

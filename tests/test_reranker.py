@@ -39,7 +39,15 @@ def test_training_ends_with_a_reranker_that_predict_uses(train_tiny, tmp_path, s
     found, given = tmp_path / "found.txt", tmp_path / "given.txt"
     result = run("predict.py", *common, "--model.init_args.decoding.best_of=3", "--output", str(found))
     assert f"Reranking with {reranker} (trained with the model)" in result.stdout
-    run("predict.py", *common, "--model.init_args.decoding.best_of=3", "--reranker", str(reranker), "--output", str(given))
+    run(
+        "predict.py",
+        *common,
+        "--model.init_args.decoding.best_of=3",
+        "--reranker",
+        str(reranker),
+        "--output",
+        str(given),
+    )
     assert found.read_bytes() == given.read_bytes()
 
     # One sample per prefix takes no reranker and says nothing about one.

@@ -53,7 +53,12 @@ def start_and_stop(root: Path, data: Path, signum: int, *extra: str) -> subproce
     env.pop(RUN_DIR_ENV, None)
     args = ["--config", str(TINY), "--trainer.default_root_dir", str(root), "--data.data_dir", str(data), *RUN, *extra]
     process = subprocess.Popen(
-        [sys.executable, "train.py", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "train.py", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     while not last(root).is_file() and process.poll() is None and time.monotonic() < deadline:

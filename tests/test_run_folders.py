@@ -25,9 +25,23 @@ def test_runs_started_together_get_a_folder_each(tmp_path, small_data):
     env.pop(RUN_DIR_ENV, None)
     runs = [
         subprocess.Popen(
-            [sys.executable, "train.py", "--config", str(TINY), "--trainer.default_root_dir", str(root),
-             "--data.data_dir", str(small_data), "--trainer.max_steps=2", f"--seed_everything={seed}"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "train.py",
+                "--config",
+                str(TINY),
+                "--trainer.default_root_dir",
+                str(root),
+                "--data.data_dir",
+                str(small_data),
+                "--trainer.max_steps=2",
+                f"--seed_everything={seed}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )  # fmt: skip
         for seed in (0, 1)
     ]
@@ -78,7 +92,14 @@ def test_truncated_last_ckpt_is_one_line_and_changes_nothing(train_tiny, tmp_pat
 def test_failed_start_leaves_no_empty_run_folder(tmp_path, small_data):
     """The claimed folder is removed as the process exits, so this runs the real train.py in its own process
     (which is also where its exit status and one-line error are checked as a user sees them)."""
-    args = ("--config", str(TINY), "--trainer.default_root_dir", str(tmp_path / "runs"), "--data.data_dir", str(small_data))
+    args = (
+        "--config",
+        str(TINY),
+        "--trainer.default_root_dir",
+        str(tmp_path / "runs"),
+        "--data.data_dir",
+        str(small_data),
+    )
     result = run("train.py", *args, "--model.init_args.lr=-1", check=False, fresh_process=True)
     assert assert_error(result) == "error: model.lr: must be greater than 0, got -1.0"
     assert not list((tmp_path / "runs").glob("version_*"))

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from conftest import DATA_DIR, TINY, train
+from conftest import DATA_DIR, train
 from entry_points import ROOT, run
 from run_logs import history, logged_config, metric
 from tiny_models import ARCHITECTURES, as_option
@@ -38,7 +38,9 @@ def test_each_architecture_trains_and_checkpoints(train_tiny, tmp_path, model_ty
 
 @pytest.mark.slow  # three epochs of the real data, each validation completing the 80 dev images
 def test_real_data_loss_falls_and_run_folder_is_complete(tmp_path):
-    result = train(tmp_path / "runs", DATA_DIR, "--trainer.max_steps=-1", "--trainer.max_epochs=3", wandb_mode="offline")
+    result = train(
+        tmp_path / "runs", DATA_DIR, "--trainer.max_steps=-1", "--trainer.max_epochs=3", wandb_mode="offline"
+    )
     run_dir = tmp_path / "runs" / "version_0"
     assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
