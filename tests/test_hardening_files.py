@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-import cli
 import predict
+from cli.errors import reported_errors
 from conftest import DATA_DIR, TINY
 from datamodules import PixelFormatError
 from datamodules.pixel_files import MAX_IMAGES, read_images, read_palette
@@ -37,7 +37,7 @@ def runs(tmp_path, trained) -> Path:
 
 def predict_error(capsys, runs: Path, data: Path, output: Path, *args: str) -> str:
     """``predict.py`` in this process under the CLI's error policy; its one error line (status 2)."""
-    with pytest.raises(SystemExit) as stop, cli.reported_errors():
+    with pytest.raises(SystemExit) as stop, reported_errors():
         predict.main([
             "--config", str(TINY), "--trainer.default_root_dir", str(runs), "--data.data_dir", str(data),
             "--output", str(output), "--model.init_args.decoding.do_sample=false", *args,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import cli
 import predict
+from cli.errors import reported_errors
 from conftest import DATA_DIR, TINY
 from datamodules import PokemonDataModule
 from generation.decoding import MAX_BEST_OF, MAX_SEQUENCES, Decoding, DecodingError
@@ -36,7 +36,7 @@ def no_generation(monkeypatch) -> None:
 
 def predict_error(capsys, runs: Path, data: Path, output: Path, *args: str) -> str:
     """``predict.py`` in this process under the CLI's error policy; its one error line (status 2)."""
-    with pytest.raises(SystemExit) as stop, cli.reported_errors():
+    with pytest.raises(SystemExit) as stop, reported_errors():
         predict_in_process(runs, data, output, *args)
     err = capsys.readouterr().err
     assert stop.value.code == 2 and "Traceback" not in err, err[-3000:]
