@@ -40,6 +40,8 @@ class Stopped(SystemExit):
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that are the user's to fix, imported only when an error is to be judged: a light
     entry point (``bench/report.py``) does not load torch just to report a bad file."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException  # a bad trainer setting
+
     from callbacks.time_budget import TimeBudgetError
     from callbacks.train_reranker import RerankerError
     from checkpointing.checkpoint_check import CheckpointMismatchError
@@ -64,6 +66,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
         FeaturesUnavailable,
         DecodingError,
         TimeBudgetError,
+        MisconfigurationException,
     )
 
 

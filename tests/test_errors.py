@@ -79,6 +79,10 @@ def test_missing_file(train_tiny, data):
     assert_error(train_tiny("--data.data_dir", str(data), check=False), "test.txt: file not found")
 
 
+def test_bad_trainer_setting_is_one_line(train_tiny):
+    assert_error(train_tiny("--trainer.max_epochs=-5", check=False), "max_epochs", "You passed in -5")
+
+
 def test_unknown_architecture(train_tiny):
     assert_error(
         train_tiny("--model.init_args.model_type=gpt5", check=False), "model.model_type: unknown architecture 'gpt5'"
