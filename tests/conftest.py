@@ -194,3 +194,17 @@ def tmpfs(tmp_path):
     yield mount
     for folder in reversed(mounted):
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.fixture(autouse=True)
+def no_stale_wandb_service():
+    """Each test starts without a W&B service left by an earlier test's in-process run: W&B keeps the
+    service's socket in os.environ, and a later run in this process, or a process it starts, would try to
+    connect to a service that is gone."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None:
+        wandb.teardown()
+    os.environ.pop("WANDB_SERVICE", None)
+    yield

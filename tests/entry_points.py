@@ -93,7 +93,7 @@ def assert_error(result: Result, *parts: str) -> str:
 def _in_new_process(script, args, variables, removed, cwd, timeout) -> Result:
     # One thread, as in the test process (conftest): bit-exact comparisons between runs need one thread count.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **variables}
-    for name in removed:
+    for name in (*removed, "WANDB_SERVICE"):  # a W&B service of this process's earlier in-process runs
         env.pop(name, None)
     command = [sys.executable, script if script == "-m" else str(ROOT / script), *args]
     done = subprocess.run(command, cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=timeout)
@@ -203,3 +203,6 @@ def _end_wandb() -> None:
     if wandb.run is not None:
         wandb.finish()
     wandb.teardown()
+    # W&B leaves its service's socket address in os.environ; a process started later (a fresh-process test,
+    # the reranker) would inherit it and try to connect to the service teardown just stopped.
+    os.environ.pop("WANDB_SERVICE", None)
