@@ -98,12 +98,15 @@ def test_best_of_batch_is_bounded_before_it_is_drawn():
         Decoding(best_of=1024).check_batch(80)
 
 
-def test_predict_refuses_a_best_of_batch_too_large_before_the_first_batch(runs, small_data, tmp_path, monkeypatch):
-    """16 prefixes x 1024 candidates: refused when prediction starts, before anything is generated or written."""
+def test_predict_refuses_a_best_of_batch_too_large_before_the_first_batch(
+    runs, small_data, tmp_path, monkeypatch, capsys
+):
+    """16 prefixes x 1024 candidates: refused in one line when prediction starts, before anything is generated
+    or written."""
     no_generation(monkeypatch)
     output = tmp_path / "submission.txt"
-    with pytest.raises(DecodingError, match="16384 sequences at once"):
-        predict_in_process(runs, small_data, output, "--model.init_args.decoding.best_of=1024")
+    line = predict_error(capsys, runs, small_data, output, "--model.init_args.decoding.best_of=1024")
+    assert line.startswith("error: decoding.best_of: ") and "16384 sequences at once" in line
     assert not output.exists()
 
 
