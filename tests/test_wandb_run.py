@@ -151,7 +151,8 @@ def test_submission_is_logged_as_an_artifact_on_request(trained_with_reranker, s
 
     output = tmp_path / "submission.txt"
     checkpoint = trained_with_reranker / "checkpoints" / "best.ckpt"
-    predict.main(["--ckpt_path", str(checkpoint), "--output", str(output), "--data.data_dir", str(small_data),
+    trusted = ["--trainer.default_root_dir", str(trained_with_reranker.parent)]  # the run's config.yaml is read
+    predict.main([*trusted, "--ckpt_path", str(checkpoint), "--output", str(output), "--data.data_dir", str(small_data),
                   "--wandb_artifact=true"])  # fmt: skip
     run = read_run(trained_with_reranker / "artifacts")
     assert run["artifacts"] == [("tiny-submission", "submission", ["submission.png", "submission.txt"])]
