@@ -8,13 +8,15 @@ with the weights the checkpoint holds (the EMA average, for configs that average
 training. Share it instead of a ``.ckpt``, which is a pickle: ``predict.py --ckpt_path llama_export/``
 and ``evaluate.py`` take it with no config and read only its JSON and safetensors, and plain
 ``transformers`` loads it and generates the same pixels, or refuses it where it cannot
-(:mod:`checkpointing.exported`).
+(:mod:`checkpointing.export_format`).
 """
 
 from callbacks.wandb_artifact import log_artifact
 from checkpointing import CheckpointError, load_checkpoint
-from checkpointing.exported import check_destination, export_pixel_lm, read_export, training_record
+from checkpointing.export_format import read_export
+from checkpointing.export_writer import check_destination, export_pixel_lm
 from checkpointing.loading import load_weights_from
+from checkpointing.model_card import training_record
 from cli.errors import reported_errors
 from cli.predict import PredictCLI
 from lightning_modules import PixelLM

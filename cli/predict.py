@@ -7,7 +7,8 @@ from lightning.pytorch.cli import LightningArgumentParser
 
 from checkpointing import load_checkpoint
 from checkpointing.checkpoint_check import check_checkpoint
-from checkpointing.exported import decoding_args, is_exported, load_exported_weights, read_export
+from checkpointing.export_format import decoding_args, is_exported, read_export
+from checkpointing.exported_weights import load_exported_weights
 from checkpointing.run_folders import RUNS, is_inside, model_kind, newest_checkpoint, newest_model_run, run_reranker
 from cli.base import PixelCLI, option_value
 from cli.errors import ConfigError

@@ -17,7 +17,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 import export
 import predict
 from checkpointing import load_checkpoint
-from checkpointing.exported import export_pixel_lm
+from checkpointing.export_writer import export_pixel_lm
 from datamodules.pixel_files import read_images, read_palette
 from generation.decoding import Decoding
 from lightning_modules import PixelLM

@@ -16,7 +16,7 @@ import torch
 
 import export
 import predict
-from checkpointing.exported import export_pixel_lm
+from checkpointing.export_writer import export_pixel_lm
 from datamodules.pixel_files import read_palette
 from generation.decoding import DecodingError
 from lightning_modules import PixelLM
