@@ -10,6 +10,7 @@ an uninterrupted one. The mirroring and shifting of each image are drawn the sam
 """
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import Sampler
@@ -18,6 +19,7 @@ Position = Callable[[], tuple[int, int]]  # () -> (epoch, batches of it already 
 Key = tuple[int, bool, int, int]  # (image index, mirror?, rows down, columns right)
 
 
+@dataclass(eq=False)
 class EpochOrder(Sampler[Key]):
     """Yields ``(image index, mirror?, dy, dx)`` in an order fixed by (seed, epoch), from the first untrained batch on.
 
@@ -32,16 +34,13 @@ class EpochOrder(Sampler[Key]):
             comes from the checkpoint. None: epoch from ``set_epoch``, nothing skipped.
     """
 
-    def __init__(
-        self, size: int, batch_size: int, seed: int, hflip: bool, position: Position | None = None, shift: int = 0
-    ) -> None:
-        self.size = size
-        self.batch_size = batch_size
-        self.seed = seed
-        self.hflip = hflip
-        self.shift = shift
-        self.position = position
-        self.epoch = 0
+    size: int
+    batch_size: int
+    seed: int
+    hflip: bool
+    position: Position | None = None
+    shift: int = 0
+    epoch: int = 0  # set by Lightning (set_epoch)
 
     def set_epoch(self, epoch: int) -> None:
         """Lightning calls this at each epoch's start."""
