@@ -1,15 +1,18 @@
-"""What N minutes buy: a config trained to each time budget at each thread count, then scored on dev.
+"""What N minutes buy: configs trained to each time budget at each thread count, then scored on dev.
 
     python bench/budget.py --config quick --budgets 2 5 10 20 --threads 2 1 \\
         --judge runs/classifier/version_0/checkpoints/best.ckpt runs/judge/version_0/checkpoints/best.ckpt \\
-        [--seeds 0 1 2] [--decodings best_of] [--best_of 16] [--out runs/budget] [--json budget.json]
+        [--seeds 0 1 2] [--decodings best_of] [--best_of 16] [--out runs/budget] [--json budget.json] [--parallel]
+    python bench/budget.py --config gpt2 llama mistral qwen2 qwen3 --budgets 10 --threads 1 --parallel ...
 
-For each budget (minutes) and each ``--threads`` count it runs ``train.py --config CONFIG
+For each config, each budget (minutes) and each ``--threads`` count it runs ``train.py --config CONFIG
 --trainer.max_time=<budget>`` (the whole command: the config's ``callbacks.TimeBudget`` turns the
 budget into a step count, and the reranker trains within it) as a process of its own, pinned to that
 many cores with that many threads (``--threads 1``: one core, ``OMP_NUM_THREADS=1``, as ``taskset -c 0``:
 a machine half as fast as two), into ``<out>/<config>_<budget>min_<threads>t/``. The runs train one after
-another, so none waits on another, and the scoring (all cores) comes after the last.
+another, so none waits on another; with ``--parallel``, runs of fewer threads than there are cores train
+side by side, each on cores of its own (two 1-thread runs on a 2-core machine: they share its memory
+bandwidth, so each is a little slower than alone). The scoring (all cores) comes after the last.
 
 Each run is then scored as ``bench/quality.py`` scores one: dev bits/pixel, Inception FID, and PDR by
 each ``--judge``, for each ``--decodings`` decoding (default ``best_of``: ``--best_of`` samples kept by
@@ -22,10 +25,13 @@ already under ``--out`` instead of training them again.
 import argparse
 import json
 import os
+import queue
 import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,12 +51,14 @@ WALL = "bench_wall.json"  # beside the run folders: the measured wall time, for 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="quick", help="config with a callbacks.TimeBudget (default: quick)")
+    parser.add_argument(
+        "--config", nargs="+", default=["quick"], help="configs with a callbacks.TimeBudget (default: quick)"
+    )
     parser.add_argument("--budgets", type=float, nargs="+", required=True, help="budgets in minutes, e.g. 2 5 10 20")
     parser.add_argument(
         "--threads", type=int, nargs="+", default=[2, 1], help="thread (and core) counts (default: 2 1)"
     )
-    parser.add_argument("--judge", nargs="+", required=True, help="classifier checkpoints: one PDR column each")
+    parser.add_argument("--judge", nargs="+", default=[], help="classifier checkpoints: one PDR column each")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds (default: 0 1 2)")
     parser.add_argument(
         "--decodings", nargs="+", default=["best_of"], help="bench/quality.py's decodings (default: best_of)"
@@ -69,6 +77,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--out", type=Path, default=Path("runs/budget"), help="where the runs go (default: runs/budget)"
     )
     parser.add_argument("--reuse", action="store_true", help="score the runs already under --out; train none")
+    parser.add_argument(
+        "--train_only", action="store_true", help="train the runs and stop; score them later with --reuse"
+    )
+    parser.add_argument(
+        "--parallel",
+        action="store_true",
+        help="train runs of fewer threads than cores side by side, on cores of their own",
+    )
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
 
@@ -79,7 +95,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(
             f"--threads: {max(args.threads)} is more than the {len(os.sched_getaffinity(0))} cores this process may use"
         )
-    if missing := [path for path in args.judge if not Path(path).is_file()]:  # before minutes of training
+    if not args.judge and not args.train_only:
+        parser.error("--judge: at least one classifier checkpoint is needed to score the runs")
+    if args.train_only and args.reuse:
+        parser.error("--train_only and --reuse: one trains, the other scores; give one")
+    if missing := [
+        path for path in args.judge if not Path(path).is_file() and not args.train_only
+    ]:  # before minutes of training
         parser.error(
             f"--judge: {', '.join(missing)} does not exist (train one: python train.py --config configs/judge.yaml)"
         )
@@ -93,17 +115,17 @@ def run_name(config: str, budget: float, threads: int) -> str:
     return f"{Path(config).stem}_{budget:g}min_{threads}t"
 
 
-def train(args: argparse.Namespace, budget: float, threads: int) -> float:
-    """Trains one run as a process limited to ``threads`` cores and threads; its wall time in seconds."""
-    root = args.out / run_name(args.config, budget, threads)
+def train(args: argparse.Namespace, config: str, budget: float, threads: int, cores: list[int]) -> float:
+    """Trains one run as a process limited to ``threads`` threads on ``cores``; its wall time in seconds."""
+    name = run_name(config, budget, threads)
+    root = args.out / name
     command = [
-        sys.executable, "train.py", "--config", args.config, f"--trainer.max_time={max_time_string(budget * 60)}",
+        sys.executable, "train.py", "--config", config, f"--trainer.max_time={max_time_string(budget * 60)}",
         "--trainer.default_root_dir", str(root), *(["--data.data_dir", args.data_dir] if args.data_dir else []),
         *args.train_args,
     ]  # fmt: skip
-    cores = sorted(os.sched_getaffinity(0))[:threads]  # taskset -c 0 for one thread
     print(
-        f"{run_name(args.config, budget, threads)}: {' '.join(command[1:])} (cores {cores})",
+        f"{name}: {' '.join(command[1:])} (cores {cores})",
         file=sys.stderr,
         flush=True,
     )
@@ -126,7 +148,7 @@ def train(args: argparse.Namespace, budget: float, threads: int) -> float:
         else ""
     )
     print(
-        f"{run_name(args.config, budget, threads)}: {steps}{wall / 60:.2f} min of {budget:g}",
+        f"{name}: {steps}{wall / 60:.2f} min of {budget:g}",
         file=sys.stderr,
         flush=True,
     )
@@ -141,24 +163,51 @@ def run_record(checkpoint: Path) -> dict:
     return yaml.safe_load(path.read_text()) if path.is_file() else {}
 
 
+def train_all(args: argparse.Namespace, combos: list[tuple[str, float, int]]) -> dict:
+    """Trains every run (side by side with ``--parallel``); their wall times in seconds."""
+    cores = sorted(os.sched_getaffinity(0))
+    walls = {}
+    for threads in dict.fromkeys(threads for _, _, threads in combos):  # the --threads order
+        group = [combo for combo in combos if combo[2] == threads]
+        slots = len(cores) // threads if args.parallel else 1
+        free: queue.Queue[list[int]] = queue.Queue()
+        for slot in range(slots):  # taskset -c 0 for one thread, -c 1 for the second side-by-side run
+            free.put(cores[slot * threads : (slot + 1) * threads])
+        with ThreadPoolExecutor(max_workers=slots) as pool:
+            walls.update(zip(group, pool.map(partial(train_on_free_cores, args, free), group), strict=True))
+    return walls
+
+
+def train_on_free_cores(args: argparse.Namespace, free: queue.Queue, combo: tuple[str, float, int]) -> float:
+    """Trains ``combo`` on the cores taken from ``free``, then gives them back."""
+    cores = free.get()
+    try:
+        return train(args, *combo, cores)
+    finally:
+        free.put(cores)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    combos = [(budget, threads) for budget in args.budgets for threads in args.threads]
-    walls = {}
-    for budget, threads in combos:
-        root = args.out / run_name(args.config, budget, threads)
-        if args.reuse:
-            if not (root / WALL).is_file():
-                raise FileNotFoundError(f"--reuse: {root / WALL} is missing (train it first, without --reuse)")
-            walls[budget, threads] = json.loads((root / WALL).read_text())["wall_s"]
-        else:
-            walls[budget, threads] = train(args, budget, threads)
+    combos = [
+        (config, budget, threads) for config in args.config for budget in args.budgets for threads in args.threads
+    ]
+    if args.reuse:
+        walls = {}
+        for combo in combos:
+            if not (path := args.out / run_name(*combo) / WALL).is_file():
+                raise FileNotFoundError(f"--reuse: {path} is missing (train it first, without --reuse)")
+            walls[combo] = json.loads(path.read_text())["wall_s"]
+    else:
+        walls = train_all(args, combos)
+        if args.train_only:
+            return
     rows = score(args, combos, walls)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 
 
-def score(args: argparse.Namespace, combos: list[tuple[float, int]], walls: dict) -> list[dict]:
+def score(args: argparse.Namespace, combos: list[tuple[str, float, int]], walls: dict) -> list[dict]:
     """Scores every run as bench/quality.py does and prints the table; the rows."""
     data = PokemonDataModule(data_dir=args.data_dir)
     data.setup("validate")
@@ -167,14 +216,16 @@ def score(args: argparse.Namespace, combos: list[tuple[float, int]], walls: dict
         data.splits["dev"], data.palette, data.splits["train"], data.prefix_len, next(iter(classifiers.values()))
     )
     cpu = cpu_label(len(os.sched_getaffinity(0)))
-    print(f"CPU: {cpu}; config {args.config}; the scoring used every core, the training the cores of its row")
+    print(
+        f"CPU: {cpu}; configs {' '.join(args.config)}; the scoring used every core, the training the cores of its row"
+    )
     rows = reference_rows(judge, classifiers)
     for row in rows:
         row["cpu"] = cpu
         print_row(row, list(classifiers), header=row is rows[0])
     sampling = {"temperature": 1.0, "top_k": 50, "top_p": 0.95}
-    for budget, threads in combos:
-        root = args.out / run_name(args.config, budget, threads)
+    for config, budget, threads in combos:
+        root = args.out / run_name(config, budget, threads)
         checkpoint = newest_checkpoint(root, "best")
         if checkpoint is None:
             raise FileNotFoundError(f"{root}: no checkpoints/best.ckpt in any run under it")
@@ -188,13 +239,14 @@ def score(args: argparse.Namespace, combos: list[tuple[float, int]], walls: dict
             model.reranker = reranker if kind in RERANKED else None
             seeds = [score_decoding(model, judge, classifiers, data, decoding, kind)[0] for decoding in per_seed]
             rows.append({
-                "run": run_name(args.config, budget, threads), "train_min": round(walls[budget, threads] / 60, 2),
+                "run": run_name(config, budget, threads), "train_min": round(walls[config, budget, threads] / 60, 2),
                 "decoding": label, **summarise(seeds),
                 "seeds": [decoding.seed for decoding in per_seed] if kind != "greedy" else None,
                 "per_seed": seeds, "sampling": sampling if kind != "greedy" else None, "checkpoint": str(checkpoint),
                 "features": judge.descriptions["fid"], "reranker": reranker_path if kind in RERANKED else None,
-                "config": args.config, "budget_min": budget, "threads": threads, "cpu": cpu,
-                "wall_s": walls[budget, threads], "within_budget": walls[budget, threads] <= budget * 60,
+                "config": config, "budget_min": budget, "threads": threads, "cpu": cpu,
+                "parallel": args.parallel and threads < len(os.sched_getaffinity(0)),
+                "wall_s": walls[config, budget, threads], "within_budget": walls[config, budget, threads] <= budget * 60,
                 "max_steps": record.get("max_steps"), "steps_run": record.get("steps_run"),
                 "stopped_by": record.get("stopped_by"), "seconds_per_step": record.get("seconds_per_step"),
             })  # fmt: skip

@@ -31,6 +31,9 @@ def one_line_error(capsys, *args: str) -> str:
     return lines[0]
 
 
+ARCHITECTURES = ("gpt2.yaml", "mistral.yaml", "qwen2.yaml", "qwen3.yaml")
+
+
 def test_a_config_by_name_by_file_name_and_by_path_is_the_same(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # from any working folder
     by_name = printed_config(capsys, "--config", "llama")
@@ -40,7 +43,7 @@ def test_a_config_by_name_by_file_name_and_by_path_is_the_same(capsys, monkeypat
     assert by_name["trainer"]["gradient_clip_val"] == 1.0 and by_name["trainer"]["max_epochs"] == 36
     assert by_name["model"]["init_args"]["optimizer"] == "muon" and by_name["model"]["init_args"]["weight_decay"] == 0.1
     callbacks = [callback["class_path"].rsplit(".", 1)[-1] for callback in by_name["trainer"]["callbacks"]]
-    assert callbacks[0] == "ModelCheckpoint" and callbacks[-2:] == ["EarlyStopping", "TrainReranker"]
+    assert callbacks[0] == "ModelCheckpoint" and callbacks[-3:] == ["EarlyStopping", "TrainReranker", "TimeBudget"]
 
 
 def test_a_bare_name_is_the_projects_config_never_the_working_folders(capsys, monkeypatch, tmp_path):
@@ -79,4 +82,19 @@ def test_each_model_config_says_only_what_differs_from_the_base():
         lines = path.read_text().splitlines()
         assert len(lines) <= 40, f"{path.name}: {len(lines)} lines"
         builds_on = yaml.safe_load(path.read_text())["config"]
-        assert builds_on == ("classifier.yaml" if path.name == "judge.yaml" else "base.yaml"), path.name
+        base = {"judge.yaml": "classifier.yaml", **dict.fromkeys(ARCHITECTURES, "llama.yaml")}
+        assert builds_on == base.get(path.name, "base.yaml"), path.name
+
+
+def test_the_architecture_configs_take_the_defaults_recipe_and_budget_and_change_only_the_model(capsys):
+    """Issue 33: GPT-2, Mistral, Qwen2 and Qwen3 compared with llama at equal time, with its recipe."""
+    llama = printed_config(capsys, "--config", "llama")
+    for name in ARCHITECTURES:
+        config = printed_config(capsys, "--config", name)
+        assert config["model"]["init_args"]["model_type"] == name.removesuffix(".yaml")
+        for section, keys in (("trainer", ("max_time", "max_epochs", "callbacks")), ("data", ("shift", "hflip"))):
+            for key in keys:
+                assert config[section][key] == llama[section][key], (name, key)
+        model, default = config["model"]["init_args"], llama["model"]["init_args"]
+        for key in ("optimizer", "lr", "grid_positions", "decoding", "input_noise", "attention_chunks"):
+            assert model[key] == default[key], (name, key)

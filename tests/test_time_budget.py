@@ -184,3 +184,44 @@ def test_budget_bench_trains_each_budget_and_scores_it(tmp_path, small_data, cla
     assert row["checkpoint"] == str(run / "checkpoints" / "best.ckpt") and row["seeds"] == [0, 1]
     assert row["wall_s"] > 0 and row["within_budget"] == (row["wall_s"] <= 30) and 0 <= row["pdr"]["runs"] <= 1
     assert next(line for line in result.stdout.splitlines() if line.startswith("| tiny_budget_0.5min_1t |"))
+
+
+def test_budget_bench_parallel_trains_one_thread_runs_side_by_side_on_cores_of_their_own(tmp_path, monkeypatch):
+    """bench/budget.py --parallel: the 1-thread runs of several configs overlap in time, never on one core, and
+    a 2-thread run waits for the whole machine."""
+    import threading
+
+    from bench import budget
+
+    if len(budget.os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores")
+    lock, busy, seen = threading.Lock(), set(), []
+
+    def fake_train(args, config, minutes, threads, cores):
+        with lock:
+            assert not busy & set(cores), f"{config} was given cores {cores}, busy with {sorted(busy)}"
+            busy.update(cores)
+            seen.append((config, threads, tuple(cores), len(busy)))
+        time.sleep(0.2)
+        with lock:
+            busy.difference_update(cores)
+        return 60.0 * minutes
+
+    monkeypatch.setattr(budget, "train", fake_train)
+    args = budget.parse_args(["--config", "a", "b", "c", "--budgets", "1", "--threads", "1", "2", "--train_only"])
+    args.parallel = True
+    walls = budget.train_all(args, [(c, 1.0, t) for c in ("a", "b", "c") for t in (1, 2)])
+    assert walls == {(c, 1.0, t): 60.0 for c in ("a", "b", "c") for t in (1, 2)}
+    one_thread = [entry for entry in seen if entry[1] == 1]
+    assert len({entry[2] for entry in one_thread}) == 2  # both cores used
+    assert max(entry[3] for entry in one_thread) == 2  # two ran at once
+    assert all(entry[3] == len(entry[2]) == 2 for entry in seen if entry[1] == 2)  # alone, on both cores
+
+
+def test_budget_bench_asks_for_a_judge_unless_it_only_trains(capsys):
+    from bench import budget
+
+    with pytest.raises(SystemExit) as raised:
+        budget.parse_args(["--budgets", "1"])
+    assert raised.value.code == 2 and "--judge: at least one classifier checkpoint" in capsys.readouterr().err
+    assert budget.parse_args(["--budgets", "1", "--train_only"]).config == ["quick"]
