@@ -118,10 +118,18 @@ def check_writable_run(run_dir: Path, wandb: bool) -> None:
             raise WriteError(f"cannot write the run's files: {folder} is not writable")
 
 
-def release_unused(run_dir: Path) -> None:
-    """Removes a run folder that holds nothing of the run: empty, or only W&B's files of a failed start."""
+def is_unused(run_dir: Path) -> bool:
+    """Whether a run folder holds nothing of the run: empty, or only W&B's files of a failed start."""
     try:
-        if not run_dir.is_dir() or any(entry.name != WANDB_FOLDER for entry in run_dir.iterdir()):
+        return run_dir.is_dir() and all(entry.name == WANDB_FOLDER for entry in run_dir.iterdir())
+    except OSError:
+        return False
+
+
+def release_unused(run_dir: Path) -> None:
+    """Removes the run folder if it :func:`is_unused`."""
+    try:
+        if not is_unused(run_dir):
             return
         shutil.rmtree(run_dir / WANDB_FOLDER, ignore_errors=True)
         run_dir.rmdir()

@@ -16,6 +16,7 @@ from checkpointing.run_folders import (
     WANDB_FOLDER,
     check_writable_run,
     claim_next_version,
+    is_unused,
     model_kind,
     newest_checkpoint,
     release_unused,
@@ -99,7 +100,7 @@ class FitCLI(PixelCLI):
 
     def _release_unused(self) -> None:
         """Removes the run folder this process claimed if the run wrote nothing there (W&B files of a failed start)."""
-        if not self._claimed or self.run_dir is None:
+        if not self._claimed or self.run_dir is None or not is_unused(self.run_dir):
             return
         if (self.run_dir / WANDB_FOLDER).exists() and "wandb" in sys.modules:
             import wandb
