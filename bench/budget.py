@@ -91,7 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name, values in (("--budgets", args.budgets), ("--threads", args.threads)):
         if any(value <= 0 for value in values):
             parser.error(f"{name}: must be greater than 0, got {values}")
-    if max(args.threads) > len(os.sched_getaffinity(0)):
+    if max(args.threads) > len(os.sched_getaffinity(0)) and not args.reuse:  # --reuse trains nothing
         parser.error(
             f"--threads: {max(args.threads)} is more than the {len(os.sched_getaffinity(0))} cores this process may use"
         )

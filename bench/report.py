@@ -54,6 +54,7 @@ QUALITY_COLUMNS = [  # bench/quality.py's row keys, in its table's order
 CONFIG_COLUMNS = [
     ["config", "config", None],
     ["what", "what", None],
+    ["budget", "budget", None],
     ["train_min", "training min", 1],
     ["threads", "threads", None],
     ["epochs", "epochs", None],
