@@ -43,7 +43,7 @@ def test_a_config_by_name_by_file_name_and_by_path_is_the_same(capsys, monkeypat
     assert by_name["trainer"]["gradient_clip_val"] == 1.0 and by_name["trainer"]["max_epochs"] == 36
     assert by_name["model"]["init_args"]["optimizer"] == "muon" and by_name["model"]["init_args"]["weight_decay"] == 0.1
     callbacks = [callback["class_path"].rsplit(".", 1)[-1] for callback in by_name["trainer"]["callbacks"]]
-    assert callbacks[0] == "ModelCheckpoint" and callbacks[-3:] == ["EarlyStopping", "TrainReranker", "TimeBudget"]
+    assert callbacks[0] == "ModelCheckpoint" and callbacks[-3:] == ["EarlyStopping", "TimeBudget", "TrainReranker"]
 
 
 def test_a_bare_name_is_the_projects_config_never_the_working_folders(capsys, monkeypatch, tmp_path):
