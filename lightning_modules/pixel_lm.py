@@ -102,8 +102,12 @@ class PixelLM(L.LightningModule):
             model_type, model_config, vocab_size, seq_len, attention_chunks, grid_positions, image_width
         )
         self._compiled_forward = None
-        # No example_input_array: the model summary's FLOP count (torch's FlopCounterMode) asserts on a GPU's
-        # grouped-query SDPA call (the default llama, H200, 2026-12-04), so its "Total FLOPs: 0" line stays.
+
+    @property
+    def example_input_array(self) -> torch.Tensor | None:
+        """One image's input, which Lightning's model summary runs to count FLOPs (without it: "Total FLOPs: 0").
+        None on a GPU, where torch's FlopCounterMode asserts on grouped-query SDPA (the default llama, H200)."""
+        return torch.zeros(1, self.hparams.seq_len - 1, dtype=torch.long) if self.device.type == "cpu" else None
 
     def setup(self, stage: str) -> None:
         # The data module's palette and training images, unless the caller gave them (use_palette, use_training_images).
