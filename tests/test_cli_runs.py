@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_script
+from entry_points import run as run_entry_point
 
 
 def one_line_error(result, *parts: str) -> str:
@@ -26,20 +26,20 @@ def test_a_checkpoint_from_elsewhere_never_pulls_in_its_config(trained, lm_ckpt,
     run = lm_ckpt.parent.parent
     output = tmp_path / "submission.txt"
     data = ("--data.data_dir", str(small_data), "--output", str(output))
-    refused = run_script("predict.py", "--ckpt_path", str(lm_ckpt), *data, check=False)
+    refused = run_entry_point("predict.py", "--ckpt_path", str(lm_ckpt), *data, check=False)
     asked_for = f"pass --config {run / 'config.yaml'} if you trust it"
     one_line_error(refused, f"--ckpt_path {lm_ckpt}: its run is not under runs/", asked_for)
     assert not output.exists()
-    run_script("predict.py", "--ckpt_path", str(lm_ckpt), "--config", str(run / "config.yaml"), *data)
+    run_entry_point("predict.py", "--ckpt_path", str(lm_ckpt), "--config", str(run / "config.yaml"), *data)
     asked = output.read_bytes()
     output.unlink()
-    run_script("predict.py", "--ckpt_path", str(lm_ckpt), "--trainer.default_root_dir", str(trained), *data)
+    run_entry_point("predict.py", "--ckpt_path", str(lm_ckpt), "--trainer.default_root_dir", str(trained), *data)
     assert output.read_bytes() == asked
 
     # python predict.py with nothing else: the newest run of one's own runs/, from where one works
     home = tmp_path / "home"
     shutil.copytree(run, home / "runs" / "tiny" / "version_0")
-    bare = run_script("predict.py", "--data.data_dir", str(small_data), cwd=home)
+    bare = run_entry_point("predict.py", "--data.data_dir", str(small_data), cwd=home)
     assert "using the newest run, runs/tiny/version_0" in bare.stdout
     assert (home / "submission.txt").read_bytes() == asked
 
@@ -94,7 +94,7 @@ def test_the_cards_smoke_run_ends_cleanly_with_its_checkpoints(tmp_path, small_d
     --trainer.limit_val_batches=1 ends before any validation: EarlyStopping, which checks after
     validations only, has nothing to say, instead of failing on a metric not logged yet."""
     runs = tmp_path / "runs"
-    result = run_script(
+    result = run_entry_point(
         "train.py", "--config", "llama.yaml", "--trainer.max_steps=3", "--trainer.check_val_every_n_epoch=1",
         "--trainer.limit_val_batches=1", "--trainer.default_root_dir", str(runs), "--data.data_dir", str(small_data),
         "--data.batch_size=8",  # 6 steps an epoch on the small data: the run ends inside the first one

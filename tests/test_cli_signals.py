@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from checkpointing.run_folders import RUN_DIR_ENV
 from conftest import ROOT, TINY
 
 
@@ -35,7 +36,7 @@ def test_sigterm_while_the_reranker_trains_stops_both_with_one_line(tmp_path, sm
     (tmp_path / "reranked.yaml").write_text(yaml.safe_dump(config))
     runs = tmp_path / "runs"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    env.pop("POKEMON_RUN_DIR", None)
+    env.pop(RUN_DIR_ENV, None)
     command = [sys.executable, "train.py", "--config", str(tmp_path / "reranked.yaml"), "--trainer.max_steps=2",
                "--trainer.default_root_dir", str(runs), "--data.data_dir", str(small_data)]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from checkpointing.run_folders import RUN_DIR_ENV
 from conftest import TINY
 from wandb_records import records
 
@@ -64,8 +65,8 @@ def values(run: dict, key: str) -> list:
 def wandb_offline(monkeypatch):
     """W&B offline, and the run-folder hand-over variable of an in-process run removed again afterwards."""
     monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("POKEMON_RUN_DIR", "unset")  # recorded as absent, so it is removed after the test
-    monkeypatch.delenv("POKEMON_RUN_DIR")
+    monkeypatch.setenv(RUN_DIR_ENV, "unset")  # recorded as absent, so it is removed after the test
+    monkeypatch.delenv(RUN_DIR_ENV)
     for name in ("WANDB_RUN_GROUP", "WANDB_JOB_TYPE", "WANDB_RUN_ID"):
         monkeypatch.delenv(name, raising=False)
 
@@ -102,8 +103,8 @@ def trained_with_reranker(tmp_path_factory, small_data):
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WANDB_MODE", "offline")
-        patch.setenv("POKEMON_RUN_DIR", "unset")
-        patch.delenv("POKEMON_RUN_DIR")
+        patch.setenv(RUN_DIR_ENV, "unset")
+        patch.delenv(RUN_DIR_ENV)
         train.main([
             "--config", str(folder / "config.yaml"), "--trainer.default_root_dir", str(folder / "runs"),
             "--data.data_dir", str(small_data), "--trainer.max_steps=-1", "--trainer.max_epochs=3",
