@@ -1,5 +1,7 @@
 """Training through train.py: configs, architectures, checkpoints, resuming, W&B."""
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -74,7 +76,8 @@ def test_resume_continues_from_saved_step_and_same_run(train_tiny, tmp_path):
     assert [r.name for r in runs] == ["version_0"]  # resumed in place, no new run folder
     checkpoint = torch.load(runs[0] / "checkpoints" / "last.ckpt", weights_only=False)
     assert checkpoint["global_step"] == 6
-    ids = {p.name.rsplit("-", 1)[-1] for p in runs[0].glob("wandb/offline-run-*")}
+    # offline-run-<date>_<time>-<id>, and "-1" after it when both starts fall in one second
+    ids = {re.match(r"offline-run-\d{8}_\d{6}-([^-]+)", p.name)[1] for p in runs[0].glob("wandb/offline-run-*")}
     assert len(ids) == 1  # the same W&B run continued
 
 
