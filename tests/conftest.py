@@ -53,10 +53,14 @@ def run_script(*args, **kwargs) -> Result:
     return run(*args, fresh_process=True, **kwargs)
 
 
+def tiny_args(runs: Path, data: Path, config: Path = TINY) -> tuple[str, ...]:
+    """``--config CONFIG`` (the tiny one) with its runs folder ``runs`` and its data ``data``: any entry point's."""
+    return ("--config", str(config), "--trainer.default_root_dir", str(runs), "--data.data_dir", str(data))
+
+
 def train(runs: Path, data: Path, *args: str, config: Path = TINY, **kwargs) -> Result:
-    """``train.py --config CONFIG`` (the tiny one) into the runs folder ``runs`` on ``data``; ``args`` override."""
-    command = ("--config", str(config), "--trainer.default_root_dir", str(runs), "--data.data_dir", str(data))
-    return run("train.py", *command, *args, **kwargs)
+    """``train.py`` with :func:`tiny_args`; ``args`` override."""
+    return run("train.py", *tiny_args(runs, data, config), *args, **kwargs)
 
 
 def predict(runs: Path, data: Path, output: Path, *args: str, **kwargs) -> Result:

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from checkpointing import CheckpointError, load_checkpoint, load_classifier, load_pixel_lm
-from conftest import TINY, predict
+from conftest import TINY, predict, tiny_args
 from entry_points import assert_error, run
 from generation.decoding import Decoding
 from tiny_models import as_option, tiny_config
@@ -62,14 +62,7 @@ def assert_refused(result, path: Path, marker: Path, *parts: str) -> None:
 
 def test_train_and_predict_ckpt_path(trained, lm_ckpt, small_data, tmp_path, marker):
     evil = with_payload(lm_ckpt, tmp_path / "evil.ckpt", marker)
-    common = (
-        "--config",
-        str(TINY),
-        "--trainer.default_root_dir",
-        str(tmp_path / "runs"),
-        "--data.data_dir",
-        str(small_data),
-    )
+    common = tiny_args(tmp_path / "runs", small_data)
     for script in ("train.py", "predict.py", "export.py"):
         extra = ("--out", str(tmp_path / "out")) if script == "export.py" else ()
         result = run(script, *common, "--ckpt_path", str(evil), *extra, check=False)

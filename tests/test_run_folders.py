@@ -8,8 +8,8 @@ import pytest
 import torch
 import yaml
 
-from conftest import TINY
-from entry_points import ROOT, RUN_DIR_ENV, assert_error, run
+from conftest import TINY, train
+from entry_points import ROOT, RUN_DIR_ENV, assert_error
 from tiny_models import as_option, tiny_config
 
 
@@ -92,14 +92,6 @@ def test_truncated_last_ckpt_is_one_line_and_changes_nothing(train_tiny, tmp_pat
 def test_failed_start_leaves_no_empty_run_folder(tmp_path, small_data):
     """The claimed folder is removed as the process exits, so this runs the real train.py in its own process
     (which is also where its exit status and one-line error are checked as a user sees them)."""
-    args = (
-        "--config",
-        str(TINY),
-        "--trainer.default_root_dir",
-        str(tmp_path / "runs"),
-        "--data.data_dir",
-        str(small_data),
-    )
-    result = run("train.py", *args, "--model.init_args.lr=-1", check=False, fresh_process=True)
+    result = train(tmp_path / "runs", small_data, "--model.init_args.lr=-1", check=False, fresh_process=True)
     assert assert_error(result) == "error: model.lr: must be greater than 0, got -1.0"
     assert not list((tmp_path / "runs").glob("version_*"))
