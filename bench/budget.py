@@ -46,7 +46,7 @@ from checkpointing.run_folders import newest_checkpoint, run_reranker  # noqa: E
 from datamodules import PokemonDataModule  # noqa: E402
 from evaluation.scoring import QualityJudge, classifier_scorer  # noqa: E402
 
-WALL = "bench_wall.json"  # beside the run folders: the measured wall time, for --reuse
+WALL = "bench_wall.json"  # beside the run folders: the measured wall time and how it trained, for --reuse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -99,9 +99,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--judge: at least one classifier checkpoint is needed to score the runs")
     if args.train_only and args.reuse:
         parser.error("--train_only and --reuse: one trains, the other scores; give one")
-    if missing := [
-        path for path in args.judge if not Path(path).is_file() and not args.train_only
-    ]:  # before minutes of training
+    missing = [] if args.train_only else [path for path in args.judge if not Path(path).is_file()]
+    if missing:  # before minutes of training
         parser.error(
             f"--judge: {', '.join(missing)} does not exist (train one: python train.py --config configs/judge.yaml)"
         )
@@ -115,8 +114,9 @@ def run_name(config: str, budget: float, threads: int) -> str:
     return f"{Path(config).stem}_{budget:g}min_{threads}t"
 
 
-def train(args: argparse.Namespace, config: str, budget: float, threads: int, cores: list[int]) -> float:
-    """Trains one run as a process limited to ``threads`` threads on ``cores``; its wall time in seconds."""
+def train(args: argparse.Namespace, config: str, budget: float, threads: int, cores: list[int], parallel: bool) -> dict:
+    """Trains one run as a process limited to ``threads`` threads on ``cores``; what :data:`WALL` keeps of it:
+    its wall time in seconds and whether it trained beside another run (``parallel``)."""
     name = run_name(config, budget, threads)
     root = args.out / name
     command = [
@@ -139,7 +139,7 @@ def train(args: argparse.Namespace, config: str, budget: float, threads: int, co
     wall = time.perf_counter() - start
     if done.returncode:
         raise RuntimeError(f"{root}: train.py exited with {done.returncode} (its output: {root / 'train.log'})")
-    (root / WALL).write_text(json.dumps({"wall_s": wall}) + "\n")
+    (root / WALL).write_text(json.dumps(trained := {"wall_s": wall, "parallel": parallel}) + "\n")
     checkpoint = newest_checkpoint(root, "best")
     record = run_record(checkpoint) if checkpoint else {}
     steps = (
@@ -152,7 +152,7 @@ def train(args: argparse.Namespace, config: str, budget: float, threads: int, co
         file=sys.stderr,
         flush=True,
     )
-    return wall
+    return trained
 
 
 def run_record(checkpoint: Path) -> dict:
@@ -164,7 +164,7 @@ def run_record(checkpoint: Path) -> dict:
 
 
 def train_all(args: argparse.Namespace, combos: list[tuple[str, float, int]]) -> dict:
-    """Trains every run (side by side with ``--parallel``); their wall times in seconds."""
+    """Trains every run (side by side with ``--parallel``); what :func:`train` returns for each."""
     cores = sorted(os.sched_getaffinity(0))
     walls = {}
     for threads in dict.fromkeys(threads for _, _, threads in combos):  # the --threads order
@@ -174,15 +174,18 @@ def train_all(args: argparse.Namespace, combos: list[tuple[str, float, int]]) ->
         for slot in range(slots):  # taskset -c 0 for one thread, -c 1 for the second side-by-side run
             free.put(cores[slot * threads : (slot + 1) * threads])
         with ThreadPoolExecutor(max_workers=slots) as pool:
-            walls.update(zip(group, pool.map(partial(train_on_free_cores, args, free), group), strict=True))
+            trained = pool.map(partial(train_on_free_cores, args, free, slots > 1), group)
+            walls.update(zip(group, trained, strict=True))
     return walls
 
 
-def train_on_free_cores(args: argparse.Namespace, free: queue.Queue, combo: tuple[str, float, int]) -> float:
+def train_on_free_cores(
+    args: argparse.Namespace, free: queue.Queue, parallel: bool, combo: tuple[str, float, int]
+) -> dict:
     """Trains ``combo`` on the cores taken from ``free``, then gives them back."""
     cores = free.get()
     try:
-        return train(args, *combo, cores)
+        return train(args, *combo, cores, parallel)
     finally:
         free.put(cores)
 
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         for combo in combos:
             if not (path := args.out / run_name(*combo) / WALL).is_file():
                 raise FileNotFoundError(f"--reuse: {path} is missing (train it first, without --reuse)")
-            walls[combo] = json.loads(path.read_text())["wall_s"]
+            walls[combo] = {"parallel": None, **json.loads(path.read_text())}  # None: trained before it was kept
     else:
         walls = train_all(args, combos)
         if args.train_only:
@@ -234,19 +237,19 @@ def score(args: argparse.Namespace, combos: list[tuple[str, float, int]], walls:
         model.use_palette(data.palette)
         reranker_path = str(run_reranker(checkpoint) or args.judge[0])
         reranker = classifier_scorer(reranker_path) if set(RERANKED) & set(args.decodings) else None
-        record = run_record(checkpoint)
+        record, trained = run_record(checkpoint), walls[config, budget, threads]
         for label, kind, per_seed in decoding_plan(args.decodings, args.best_of, args.seeds, sampling):
             model.reranker = reranker if kind in RERANKED else None
             seeds = [score_decoding(model, judge, classifiers, data, decoding, kind)[0] for decoding in per_seed]
             rows.append({
-                "run": run_name(config, budget, threads), "train_min": round(walls[config, budget, threads] / 60, 2),
+                "run": run_name(config, budget, threads), "train_min": round(trained["wall_s"] / 60, 2),
                 "decoding": label, **summarise(seeds),
                 "seeds": [decoding.seed for decoding in per_seed] if kind != "greedy" else None,
                 "per_seed": seeds, "sampling": sampling if kind != "greedy" else None, "checkpoint": str(checkpoint),
                 "features": judge.descriptions["fid"], "reranker": reranker_path if kind in RERANKED else None,
                 "config": config, "budget_min": budget, "threads": threads, "cpu": cpu,
-                "parallel": args.parallel and threads < len(os.sched_getaffinity(0)),
-                "wall_s": walls[config, budget, threads], "within_budget": walls[config, budget, threads] <= budget * 60,
+                "parallel": trained["parallel"],
+                "wall_s": trained["wall_s"], "within_budget": trained["wall_s"] <= budget * 60,
                 "max_steps": record.get("max_steps"), "steps_run": record.get("steps_run"),
                 "stopped_by": record.get("stopped_by"), "seconds_per_step": record.get("seconds_per_step"),
             })  # fmt: skip

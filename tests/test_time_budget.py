@@ -183,6 +183,7 @@ def test_budget_bench_trains_each_budget_and_scores_it(tmp_path, small_data, cla
     assert row["steps_run"] == row["max_steps"] == record["max_steps"] and record["budget_s"] == 30
     assert row["checkpoint"] == str(run / "checkpoints" / "best.ckpt") and row["seeds"] == [0, 1]
     assert row["wall_s"] > 0 and row["within_budget"] == (row["wall_s"] <= 30) and 0 <= row["pdr"]["runs"] <= 1
+    assert row["parallel"] is False  # trained alone, and the row says so
     assert next(line for line in result.stdout.splitlines() if line.startswith("| tiny_budget_0.5min_1t |"))
 
 
@@ -197,7 +198,7 @@ def test_budget_bench_parallel_trains_one_thread_runs_side_by_side_on_cores_of_t
         pytest.skip("needs two cores")
     lock, busy, seen = threading.Lock(), set(), []
 
-    def fake_train(args, config, minutes, threads, cores):
+    def fake_train(args, config, minutes, threads, cores, parallel):
         with lock:
             assert not busy & set(cores), f"{config} was given cores {cores}, busy with {sorted(busy)}"
             busy.update(cores)
@@ -205,13 +206,13 @@ def test_budget_bench_parallel_trains_one_thread_runs_side_by_side_on_cores_of_t
         time.sleep(0.2)
         with lock:
             busy.difference_update(cores)
-        return 60.0 * minutes
+        return {"wall_s": 60.0 * minutes, "parallel": parallel}
 
     monkeypatch.setattr(budget, "train", fake_train)
     args = budget.parse_args(["--config", "a", "b", "c", "--budgets", "1", "--threads", "1", "2", "--train_only"])
     args.parallel = True
     walls = budget.train_all(args, [(c, 1.0, t) for c in ("a", "b", "c") for t in (1, 2)])
-    assert walls == {(c, 1.0, t): 60.0 for c in ("a", "b", "c") for t in (1, 2)}
+    assert walls == {(c, 1.0, t): {"wall_s": 60.0, "parallel": t == 1} for c in ("a", "b", "c") for t in (1, 2)}
     one_thread = [entry for entry in seen if entry[1] == 1]
     assert len({entry[2] for entry in one_thread}) == 2  # both cores used
     assert max(entry[3] for entry in one_thread) == 2  # two ran at once
