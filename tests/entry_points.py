@@ -15,6 +15,7 @@ import io
 import logging
 import os
 import runpy
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -206,3 +207,14 @@ def _end_wandb() -> None:
     # W&B leaves its service's socket address in os.environ; a process started later (a fresh-process test,
     # the reranker) would inherit it and try to connect to the service teardown just stopped.
     os.environ.pop("WANDB_SERVICE", None)
+
+
+def copy_tracked_files(folder: Path) -> Path:
+    """The files git tracks in this checkout, as they are in the working tree, copied into ``folder``
+    (what a clone of this work gives)."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, files.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, folder / name)
+    return folder

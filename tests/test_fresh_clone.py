@@ -3,14 +3,13 @@
 Real processes in the copy, with a bare environment: what is tested is that the copy alone suffices.
 """
 
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 from datamodules.pixel_files import read_images
-from entry_points import ROOT
+from entry_points import copy_tracked_files
 
 # The default config made quick: 2 batches a epoch, validation (and with it best.ckpt) after epoch 2; its
 # reranker (the last callback, TrainReranker) as quick: one epoch of 2 batches, validated.
@@ -21,12 +20,7 @@ QUICK = ("--trainer.max_epochs=2", "--trainer.limit_train_batches=2", f"--traine
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory):
     """The tracked files of the checkout, copied into an empty folder (what `git clone` gives)."""
-    folder = tmp_path_factory.mktemp("fresh") / "project"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    for name in filter(None, files.decode().split("\0")):
-        if (ROOT / name).is_file():
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, folder / name)
+    folder = copy_tracked_files(tmp_path_factory.mktemp("fresh") / "project")
     assert not (folder.parent / "shared").exists()
     return folder
 

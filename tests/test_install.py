@@ -4,7 +4,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from datamodules.pixel_files import read_images
-from entry_points import ROOT, run
+from entry_points import ROOT, copy_tracked_files, run
 
 # The default config made tiny: 2 batches an epoch, validated after epoch 2; its reranker one epoch of 2 batches.
 RERANKER = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.check_val_every_n_epoch=1"]
@@ -60,12 +59,7 @@ def test_the_notebook_runs_top_to_bottom_on_a_cpu_runtime(tmp_path, monkeypatch)
     from nbclient import NotebookClient
     from nbformat import reads
 
-    repo = tmp_path / "origin"
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    for name in filter(None, files.decode().split("\0")):
-        if (ROOT / name).is_file():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, repo / name)
+    repo = copy_tracked_files(tmp_path / "origin")
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
     for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "tree"]):
         subprocess.run([*git, *command], cwd=repo, check=True, capture_output=True)
