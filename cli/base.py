@@ -7,7 +7,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from checkpointing.io import AtomicCheckpointIO
-from cli import quiet_warnings
+from cli import quiet_warnings, round_trip_yaml
 from cli.config_files import with_config_files
 from cli.errors import ConfigError
 from cli.freed_memory import keep_freed_memory
@@ -42,6 +42,7 @@ class PixelCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None, **kwargs) -> None:
         quiet_warnings.install()  # no false alarms from the libraries; warnings about the user's input still show
         keep_freed_memory()
+        round_trip_yaml.install()  # config.yaml reads back as written (a run id like 641818e8 stays a string)
         # A config error raises instead of printing the 100-line usage; cli.errors shortens it to one line.
         kwargs.setdefault("parser_kwargs", {"exit_on_error": False})
         # Any LightningModule whose __init__ takes the linked data keys.

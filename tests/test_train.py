@@ -81,6 +81,18 @@ def test_resume_continues_from_saved_step_and_same_run(train_tiny, tmp_path):
     assert len(ids) == 1  # the same W&B run continued
 
 
+def test_a_run_id_that_reads_as_a_number_survives_the_resumed_config(train_tiny, tmp_path):
+    # A resume writes the W&B run id into config.yaml; 641818e8 (1 in 70 of the ids) is a float to the YAML loader.
+    train_tiny("--trainer.max_steps=2", wandb_mode="offline", env={"WANDB_RUN_ID": "641818e8"})
+    train_tiny("--trainer.max_steps=3", "--ckpt_path=last", wandb_mode="offline")
+    run_dir = tmp_path / "runs" / "version_0"
+    assert "id: '641818e8'" in (run_dir / "config.yaml").read_text()
+    output = tmp_path / "submission.txt"
+    best = run_dir / "checkpoints" / "best.ckpt"
+    run("predict.py", "--config", str(run_dir / "config.yaml"), "--ckpt_path", str(best), "--output", str(output))
+    assert len(output.read_text().splitlines()) == 16  # the small data's test prefixes, completed
+
+
 def test_wandb_without_login_logs_offline(train_tiny, tmp_path):
     # A new user: no WANDB_MODE, no API key, no netrc. The run must not stop at W&B's login; it logs offline.
     home = tmp_path / "home"
