@@ -4,6 +4,7 @@
         --judge runs/classifier/version_0/checkpoints/best.ckpt runs/judge/version_0/checkpoints/best.ckpt \\
         [--seeds 0 1 2] [--decodings best_of] [--best_of 16] [--out runs/budget] [--json budget.json] [--parallel]
     python bench/budget.py --config gpt2 llama mistral qwen2 qwen3 --budgets 10 --threads 1 --parallel ...
+    python bench/budget.py --config quick --budgets 5 --threads 1 --schedules steps elapsed --parallel ...
 
 For each config, each budget (minutes) and each ``--threads`` count it runs ``train.py --config CONFIG
 --trainer.max_time=<budget>`` (the whole command: the config's ``callbacks.TimeBudget`` turns the
@@ -20,6 +21,11 @@ the run's own reranker, as ``predict.py`` does with the shipped configs), mean a
 over ``--seeds``. The table (and ``--json``, a list of rows like ``bench/quality.py``'s with the budget,
 threads, wall time and the run's planned and run steps added) names the CPU. ``--reuse`` scores the runs
 already under ``--out`` instead of training them again.
+
+``--schedules steps elapsed`` trains each run twice: as the config says (``steps``: the step count fixed
+once) and with its ``callbacks.TimeBudget`` set to ``schedule: elapsed`` (planned again after every
+step; the config resolved by ``train.py --print_config`` with that one change, in
+``<out>/<run>_elapsed/config_elapsed.yaml``): which gives the better model per minute.
 """
 
 import argparse
@@ -34,6 +40,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -43,6 +51,7 @@ from bench.quality import score as score_decoding  # noqa: E402
 from callbacks.time_budget import max_time_string  # noqa: E402
 from checkpointing import CheckpointError, load_classifier, load_pixel_lm  # noqa: E402
 from checkpointing.run_folders import newest_checkpoint, run_reranker  # noqa: E402
+from cli.round_trip_yaml import round_trip_dump  # noqa: E402
 from datamodules import PokemonDataModule  # noqa: E402
 from evaluation.scoring import QualityJudge, classifier_scorer  # noqa: E402
 
@@ -57,6 +66,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--budgets", type=float, nargs="+", required=True, help="budgets in minutes, e.g. 2 5 10 20")
     parser.add_argument(
         "--threads", type=int, nargs="+", default=[2, 1], help="thread (and core) counts (default: 2 1)"
+    )
+    parser.add_argument(
+        "--schedules",
+        nargs="+",
+        default=["steps"],
+        choices=["steps", "elapsed"],
+        help="callbacks.TimeBudget's schedule: steps (fixed once, the configs' default) or elapsed (default: steps)",
     )
     parser.add_argument("--judge", nargs="+", default=[], help="classifier checkpoints: one PDR column each")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="sampling seeds (default: 0 1 2)")
@@ -109,18 +125,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_name(config: str, budget: float, threads: int) -> str:
-    """``quick_5min_1t``: the run folder of one budget and thread count."""
-    return f"{Path(config).stem}_{budget:g}min_{threads}t"
+def run_name(config: str, budget: float, threads: int, schedule: str = "steps") -> str:
+    """``quick_5min_1t``: the run folder of one budget and thread count (``quick_5min_1t_elapsed``: that schedule)."""
+    return f"{Path(config).stem}_{budget:g}min_{threads}t" + ("" if schedule == "steps" else f"_{schedule}")
 
 
-def train(args: argparse.Namespace, config: str, budget: float, threads: int, cores: list[int], parallel: bool) -> dict:
+def with_schedule(config: str, schedule: str, folder: Path) -> str:
+    """``--config`` for ``config`` with its TimeBudget on ``schedule``: the config itself for ``steps``, else its
+    resolved form (``train.py --print_config``) with that one change, written into ``folder``."""
+    if schedule == "steps":
+        return config
+    printed = subprocess.run(
+        [sys.executable, "train.py", "--config", config, "--print_config"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    resolved = yaml.safe_load(printed)
+    budgets = [c for c in resolved["trainer"]["callbacks"] or [] if c["class_path"].endswith(".TimeBudget")]
+    if not budgets:
+        raise ValueError(f"--config {config}: no callbacks.TimeBudget whose schedule --schedules could set")
+    for callback in budgets:
+        callback.setdefault("init_args", {})["schedule"] = schedule
+    path = folder / f"config_{schedule}.yaml"
+    path.write_text(round_trip_dump(resolved))
+    return str(path)
+
+
+def train(
+    args: argparse.Namespace, config: str, budget: float, threads: int, schedule: str, cores: list[int], parallel: bool
+) -> dict:
     """Trains one run as a process limited to ``threads`` threads on ``cores``; what :data:`WALL` keeps of it:
     its wall time in seconds and whether it trained beside another run (``parallel``)."""
-    name = run_name(config, budget, threads)
+    name = run_name(config, budget, threads, schedule)
     root = args.out / name
+    root.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "train.py", "--config", config, f"--trainer.max_time={max_time_string(budget * 60)}",
+        sys.executable, "train.py", "--config", with_schedule(config, schedule, root),
+        f"--trainer.max_time={max_time_string(budget * 60)}",
         "--trainer.default_root_dir", str(root), *(["--data.data_dir", args.data_dir] if args.data_dir else []),
         *args.train_args,
     ]  # fmt: skip
@@ -129,7 +169,6 @@ def train(args: argparse.Namespace, config: str, budget: float, threads: int, co
         file=sys.stderr,
         flush=True,
     )
-    root.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with (root / "train.log").open("w") as log:
         done = subprocess.run(
@@ -163,11 +202,11 @@ def run_record(checkpoint: Path) -> dict:
     return yaml.safe_load(path.read_text()) if path.is_file() else {}
 
 
-def train_all(args: argparse.Namespace, combos: list[tuple[str, float, int]]) -> dict:
+def train_all(args: argparse.Namespace, combos: list[tuple[str, float, int, str]]) -> dict:
     """Trains every run (side by side with ``--parallel``); what :func:`train` returns for each."""
     cores = sorted(os.sched_getaffinity(0))
     walls = {}
-    for threads in dict.fromkeys(threads for _, _, threads in combos):  # the --threads order
+    for threads in dict.fromkeys(combo[2] for combo in combos):  # the --threads order
         group = [combo for combo in combos if combo[2] == threads]
         slots = len(cores) // threads if args.parallel else 1
         free: queue.Queue[list[int]] = queue.Queue()
@@ -180,7 +219,7 @@ def train_all(args: argparse.Namespace, combos: list[tuple[str, float, int]]) ->
 
 
 def train_on_free_cores(
-    args: argparse.Namespace, free: queue.Queue, parallel: bool, combo: tuple[str, float, int]
+    args: argparse.Namespace, free: queue.Queue, parallel: bool, combo: tuple[str, float, int, str]
 ) -> dict:
     """Trains ``combo`` on the cores taken from ``free``, then gives them back."""
     cores = free.get()
@@ -193,7 +232,11 @@ def train_on_free_cores(
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     combos = [
-        (config, budget, threads) for config in args.config for budget in args.budgets for threads in args.threads
+        (config, budget, threads, schedule)
+        for config in args.config
+        for budget in args.budgets
+        for threads in args.threads
+        for schedule in args.schedules
     ]
     if args.reuse:
         walls = {}
@@ -210,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 
 
-def score(args: argparse.Namespace, combos: list[tuple[str, float, int]], walls: dict) -> list[dict]:
+def score(args: argparse.Namespace, combos: list[tuple[str, float, int, str]], walls: dict) -> list[dict]:
     """Scores every run as bench/quality.py does and prints the table; the rows."""
     data = PokemonDataModule(data_dir=args.data_dir)
     data.setup("validate")
@@ -227,8 +270,8 @@ def score(args: argparse.Namespace, combos: list[tuple[str, float, int]], walls:
         row["cpu"] = cpu
         print_row(row, list(classifiers), header=row is rows[0])
     sampling = {"temperature": 1.0, "top_k": 50, "top_p": 0.95}
-    for config, budget, threads in combos:
-        root = args.out / run_name(config, budget, threads)
+    for config, budget, threads, schedule in combos:
+        root = args.out / run_name(config, budget, threads, schedule)
         checkpoint = newest_checkpoint(root, "best")
         if checkpoint is None:
             raise FileNotFoundError(f"{root}: no checkpoints/best.ckpt in any run under it")
@@ -237,17 +280,17 @@ def score(args: argparse.Namespace, combos: list[tuple[str, float, int]], walls:
         model.use_palette(data.palette)
         reranker_path = str(run_reranker(checkpoint) or args.judge[0])
         reranker = classifier_scorer(reranker_path) if set(RERANKED) & set(args.decodings) else None
-        record, trained = run_record(checkpoint), walls[config, budget, threads]
+        record, trained = run_record(checkpoint), walls[config, budget, threads, schedule]
         for label, kind, per_seed in decoding_plan(args.decodings, args.best_of, args.seeds, sampling):
             model.reranker = reranker if kind in RERANKED else None
             seeds = [score_decoding(model, judge, classifiers, data, decoding, kind)[0] for decoding in per_seed]
             rows.append({
-                "run": run_name(config, budget, threads), "train_min": round(trained["wall_s"] / 60, 2),
+                "run": run_name(config, budget, threads, schedule), "train_min": round(trained["wall_s"] / 60, 2),
                 "decoding": label, **summarise(seeds),
                 "seeds": [decoding.seed for decoding in per_seed] if kind != "greedy" else None,
                 "per_seed": seeds, "sampling": sampling if kind != "greedy" else None, "checkpoint": str(checkpoint),
                 "features": judge.descriptions["fid"], "reranker": reranker_path if kind in RERANKED else None,
-                "config": config, "budget_min": budget, "threads": threads, "cpu": cpu,
+                "config": config, "budget_min": budget, "threads": threads, "schedule": schedule, "cpu": cpu,
                 "parallel": trained["parallel"],
                 "wall_s": trained["wall_s"], "within_budget": trained["wall_s"] <= budget * 60,
                 "max_steps": record.get("max_steps"), "steps_run": record.get("steps_run"),

@@ -36,7 +36,8 @@ def write_record(log_dir: str | None, plan: dict[str, Any]) -> None:
     record["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
     steps = plan["max_steps"]
     record["reproduce"] = (
-        f"the same command with --trainer.max_steps={steps}" if steps is not None
+        "not by a step count: the schedule followed the clock (schedule: elapsed)" if plan.get("schedule") == "elapsed"
+        else f"the same command with --trainer.max_steps={steps}" if steps is not None
         else "none: the time cap stopped the run before its step count was set"
     )  # fmt: skip
     atomic_write_bytes(Path(log_dir) / RECORD, yaml.safe_dump(record, sort_keys=False).encode())

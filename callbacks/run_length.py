@@ -1,6 +1,7 @@
 """Where a run's length (its step count) and what follows from it are kept: the fit loop's ``max_steps``, the
 ``transformers`` schedule's ``num_training_steps``, the validation interval and the weight average's decay."""
 
+import math
 from typing import Any
 
 import lightning as L
@@ -28,6 +29,12 @@ def apply_run_length(trainer: L.Trainer, plan: dict[str, Any]) -> None:
         ema._kwargs["avg_fn"] = get_ema_avg_fn(plan["ema_decay"])
         if ema._average_model is not None:
             ema._average_model.avg_fn = ema._kwargs["avg_fn"]
+
+
+def epoch_bound(trainer: L.Trainer) -> float:
+    """The steps ``trainer.max_epochs`` allows (infinite without it)."""
+    per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
+    return trainer.max_epochs * per_epoch if trainer.max_epochs not in (None, -1) else math.inf
 
 
 def ema_callback(trainer: L.Trainer) -> EMAWeightAveraging | None:

@@ -10,7 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from callbacks.budget_record import save_step_count, write_record
 from callbacks.process_clock import process_seconds
-from callbacks.run_length import apply_run_length, ema_callback, schedule_keywords
+from callbacks.run_length import apply_run_length, ema_callback, epoch_bound, schedule_keywords
 from callbacks.train_reranker import TrainReranker
 from callbacks.validation_cost import time_validation, validation_count
 
@@ -59,6 +59,12 @@ class TimeBudget(L.Callback):
         validations: Validations per run; None keeps ``trainer.check_val_every_n_epoch``.
         ema_share: Share of the run the weight average covers (``decay = 1 - 1 / (ema_share * steps)``);
             None keeps the ``EMAWeightAveraging`` decay.
+        schedule: ``steps`` (the default) fixes the step count once, as above. ``elapsed`` makes the
+            schedule follow the clock instead: after every step the count is planned again, from the
+            seconds per step so far with validations and checkpoint writes counted in, so the schedule
+            anneals when the time is spent even if the machine slows down; the run is then not
+            repeatable by its step count (``time_budget.yaml`` says so), and a resume keeps the last count.
+            ``bench/budget.py --schedules steps elapsed`` compares the two.
     """
 
     def __init__(
@@ -68,6 +74,7 @@ class TimeBudget(L.Callback):
         margin: float = 0.05,
         validations: int | None = None,
         ema_share: float | None = None,
+        schedule: str = "steps",
     ) -> None:
         if calibration_steps < 3:
             raise ValueError(
@@ -82,6 +89,9 @@ class TimeBudget(L.Callback):
             raise ValueError(f"TimeBudget.validations: must be 1 or more, got {validations}")
         if ema_share is not None and not 0 < ema_share <= 1:
             raise ValueError(f"TimeBudget.ema_share: must be in (0, 1], got {ema_share}")
+        if schedule not in ("steps", "elapsed"):
+            raise ValueError(f"TimeBudget.schedule: 'steps' or 'elapsed', got {schedule!r}")
+        self.schedule = schedule
         self.calibration_steps = calibration_steps
         self.reranker_share = reranker_share
         self.margin = margin
@@ -138,6 +148,8 @@ class TimeBudget(L.Callback):
                 self._validating_s = 0.0
             if step >= self._apply_at and (self._steps is not None or step - self._timed_from[1] >= 2):
                 self._decide(trainer, pl_module)
+        elif self.schedule == "elapsed" and self._budget and self._timed_from is not None:
+            self._follow_the_clock(trainer)
         timer = _timer(trainer)
         out_of_time = bool(self._budget) and timer is not None and timer.time_remaining() <= 0
         if (self.plan is not None and step == self.plan["max_steps"]) or out_of_time:
@@ -209,6 +221,8 @@ class TimeBudget(L.Callback):
         if self._steps is None:
             plan.update(self._budget_plan(trainer, pl_module))
             plan["max_steps"] = trainer.strategy.broadcast(plan["max_steps"])  # every device stops at one step
+            if self.schedule == "elapsed":
+                plan.update(schedule="elapsed", first_planned_steps=plan["max_steps"])
         else:
             plan["max_steps"] = self._steps
         per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
@@ -219,7 +233,8 @@ class TimeBudget(L.Callback):
         self.plan = plan
         apply_run_length(trainer, plan)
         log_dir = trainer.log_dir  # asked on every rank: it broadcasts rank zero's answer
-        save_step_count(trainer, log_dir, plan["max_steps"])
+        if plan.get("schedule") != "elapsed":  # else config.yaml keeps the budget: that, not a count, repeats it
+            save_step_count(trainer, log_dir, plan["max_steps"])
         write_record(log_dir, plan)
         timing = (
             f"{plan['seconds_per_step']:.3f} s/step and {plan['validation_s']:.1f} s/validation: "
@@ -229,7 +244,11 @@ class TimeBudget(L.Callback):
         rank_zero_info(
             f"TimeBudget: {timing}{plan['max_steps']} steps ({plan['max_steps'] / per_epoch:.1f} epochs)"
             + (f" in the {plan['budget_s']:.0f} s budget" if self._budget else "")
-            + f"; the same run again: --trainer.max_steps={plan['max_steps']}"
+            + (
+                "; planned again after every step (schedule: elapsed)"
+                if plan.get("schedule") == "elapsed"
+                else f"; the same run again: --trainer.max_steps={plan['max_steps']}"
+            )
         )
 
     def _budget_plan(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
@@ -241,7 +260,7 @@ class TimeBudget(L.Callback):
         budget = self._budget["budget_s"]
         left = budget * (1 - self.margin) - self._budget["reranker_s"] - now  # for the model's steps and validations
         per_epoch = math.ceil(trainer.num_training_batches / trainer.accumulate_grad_batches)
-        bound = trainer.max_epochs * per_epoch if trainer.max_epochs not in (None, -1) else math.inf
+        bound = epoch_bound(trainer)
         steps = min(bound, step + max(0, int(left / seconds_per_step)))
         validations = validation_count(steps, per_epoch, self._every(steps, per_epoch, trainer))
         steps = min(bound, step + max(0, int((left - validations * validation_s) / seconds_per_step)))
@@ -251,6 +270,17 @@ class TimeBudget(L.Callback):
             **self._budget, "seconds_per_step": seconds_per_step, "validation_s": validation_s,
             "planned_at_s": round(now, 1), "max_steps": int(steps),
         }  # fmt: skip
+
+    def _follow_the_clock(self, trainer: L.Trainer) -> None:
+        """``schedule="elapsed"``: the step count that fits what is left, at the mean pace since the timing began."""
+        step = trainer.global_step
+        seconds_per_step = (time.monotonic() - self._timed_from[0]) / (step - self._timed_from[1])
+        left = self._budget["budget_s"] * (1 - self.margin) - self._budget["reranker_s"] - process_seconds()
+        steps = max(step, min(epoch_bound(trainer), step + int(left / seconds_per_step)))
+        steps = trainer.strategy.broadcast(steps)  # on every step and device alike: every device stops at one step
+        if steps != self.plan["max_steps"]:
+            self.plan["max_steps"] = steps
+            apply_run_length(trainer, {"max_steps": steps})
 
     def _every(self, steps: float, per_epoch: int, trainer: L.Trainer) -> int:
         """Epochs between validations for a run of ``steps``: about ``validations`` in all."""

@@ -120,6 +120,36 @@ def test_same_step_count_and_seed_give_the_same_weights(tmp_path, train_in_proce
     assert torch.load(first / "checkpoints" / "best.ckpt", weights_only=False)["global_step"] <= steps
 
 
+@pytest.mark.slow  # two runs of a 20-second budget
+@pytest.mark.parametrize("schedule", ["steps", "elapsed"])
+def test_a_machine_slower_after_the_timing_anneals_only_on_the_elapsed_schedule(
+    tmp_path, train_in_process, monkeypatch, schedule
+):
+    from lightning_modules import PixelLM
+
+    step = PixelLM.training_step
+
+    def slower(self, *args, **kwargs):  # from step 8 on, after the timed steps, each step takes 0.1 s longer
+        if self.global_step >= 8:
+            time.sleep(0.1)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(PixelLM, "training_step", slower)
+    config = tiny_config(tmp_path, {"calibration_steps": 5, "margin": 0.1, "schedule": schedule})
+    train_in_process(config, "--trainer.max_time=00:00:00:20")
+    run = tmp_path / "runs" / "version_0"
+    record = yaml.safe_load((run / "time_budget.yaml").read_text())
+    last_lr = last_checkpoint(run)["lr_schedulers"][0]["_last_lr"][0]
+    saved_steps = yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_steps"]
+    if schedule == "steps":  # the count fixed at the timing no longer fits: the time cap cuts the schedule
+        assert record["stopped_by"].startswith("the time cap") and last_lr > 3.1e-4
+        assert saved_steps == record["max_steps"] > record["steps_run"]
+    else:  # planned again after every step: fewer steps, and the cosine ends at min_lr_ratio (0.1) of 3e-3
+        assert record["stopped_by"] == "max_steps" and last_lr == pytest.approx(3e-4, rel=0.01)  # last replan: 1 step
+        assert record["steps_run"] == record["max_steps"] < record["first_planned_steps"]
+        assert saved_steps == -1 and record["reproduce"].startswith("not by a step count")
+
+
 def test_config_without_the_callback_trains_its_epochs(tmp_path, train_in_process):
     train_in_process(tiny_config(tmp_path, None), "--trainer.max_epochs=2", "--trainer.max_time=00:00:05:00")
     run = tmp_path / "runs" / "version_0"
@@ -166,12 +196,12 @@ def test_budget_bench_trains_each_budget_and_scores_it(tmp_path, small_data, cla
     result = run_script(
         "bench/budget.py", "--config", str(config), "--budgets", "0.5", "--threads", "1",
         "--judge", str(classifier_ckpt), "--decodings", "sampled", "--seeds", "0", "1",
-        "--data_dir", str(small_data), "--out", str(out), "--json", str(report),
+        "--data_dir", str(small_data), "--out", str(out), "--json", str(report), "--schedules", "steps", "elapsed",
     )  # fmt: skip
     from bench.cpu import cpu_name
 
     assert f"CPU: {cpu_name()}, " in result.stdout
-    row = json.loads(report.read_text())[-1]
+    *_, row, elapsed = json.loads(report.read_text())
     assert (row["run"], row["budget_min"], row["threads"], row["decoding"]) == (
         "tiny_budget_0.5min_1t",
         0.5,
@@ -185,6 +215,18 @@ def test_budget_bench_trains_each_budget_and_scores_it(tmp_path, small_data, cla
     assert row["wall_s"] > 0 and row["within_budget"] == (row["wall_s"] <= 30) and 0 <= row["pdr"]["runs"] <= 1
     assert row["parallel"] is False  # trained alone, and the row says so
     assert next(line for line in result.stdout.splitlines() if line.startswith("| tiny_budget_0.5min_1t |"))
+    # --schedules elapsed: the same config, its TimeBudget planning again after every step, in a run of its own
+    assert (elapsed["run"], elapsed["schedule"], row["schedule"]) == (
+        "tiny_budget_0.5min_1t_elapsed",
+        "elapsed",
+        "steps",
+    )
+    changed = yaml.safe_load((out / elapsed["run"] / "config_elapsed.yaml").read_text())
+    assert [c["init_args"]["schedule"] for c in changed["trainer"]["callbacks"] if "TimeBudget" in c["class_path"]] == [
+        "elapsed"
+    ]
+    run = out / elapsed["run"] / "version_0"
+    assert yaml.safe_load((run / "time_budget.yaml").read_text())["schedule"] == "elapsed"
 
 
 def test_budget_bench_parallel_trains_one_thread_runs_side_by_side_on_cores_of_their_own(tmp_path, monkeypatch):
@@ -198,7 +240,7 @@ def test_budget_bench_parallel_trains_one_thread_runs_side_by_side_on_cores_of_t
         pytest.skip("needs two cores")
     lock, busy, seen = threading.Lock(), set(), []
 
-    def fake_train(args, config, minutes, threads, cores, parallel):
+    def fake_train(args, config, minutes, threads, schedule, cores, parallel):
         with lock:
             assert not busy & set(cores), f"{config} was given cores {cores}, busy with {sorted(busy)}"
             busy.update(cores)
@@ -211,8 +253,9 @@ def test_budget_bench_parallel_trains_one_thread_runs_side_by_side_on_cores_of_t
     monkeypatch.setattr(budget, "train", fake_train)
     args = budget.parse_args(["--config", "a", "b", "c", "--budgets", "1", "--threads", "1", "2", "--train_only"])
     args.parallel = True
-    walls = budget.train_all(args, [(c, 1.0, t) for c in ("a", "b", "c") for t in (1, 2)])
-    assert walls == {(c, 1.0, t): {"wall_s": 60.0, "parallel": t == 1} for c in ("a", "b", "c") for t in (1, 2)}
+    walls = budget.train_all(args, [(c, 1.0, t, "steps") for c in ("a", "b", "c") for t in (1, 2)])
+    expected = {(c, 1.0, t, "steps"): {"wall_s": 60.0, "parallel": t == 1} for c in ("a", "b", "c") for t in (1, 2)}
+    assert walls == expected
     one_thread = [entry for entry in seen if entry[1] == 1]
     assert len({entry[2] for entry in one_thread}) == 2  # both cores used
     assert max(entry[3] for entry in one_thread) == 2  # two ran at once
@@ -223,6 +266,6 @@ def test_budget_bench_asks_for_a_judge_unless_it_only_trains(capsys):
     from bench import budget
 
     with pytest.raises(SystemExit) as raised:
-        budget.parse_args(["--budgets", "1"])
+        budget.parse_args(["--budgets", "1", "--threads", "1"])  # --threads 1: on any machine
     assert raised.value.code == 2 and "--judge: at least one classifier checkpoint" in capsys.readouterr().err
-    assert budget.parse_args(["--budgets", "1", "--train_only"]).config == ["quick"]
+    assert budget.parse_args(["--budgets", "1", "--threads", "1", "--train_only"]).config == ["quick"]
