@@ -293,7 +293,8 @@ def score(args: argparse.Namespace, combos: list[tuple[str, float, int, str]], w
                 "config": config, "budget_min": budget, "threads": threads, "schedule": schedule, "cpu": cpu,
                 "parallel": trained["parallel"],
                 "wall_s": trained["wall_s"], "within_budget": trained["wall_s"] <= budget * 60,
-                "max_steps": record.get("max_steps"), "steps_run": record.get("steps_run"),
+                "max_steps": record.get("max_steps"), "first_planned_steps": record.get("first_planned_steps"),
+                "steps_run": record.get("steps_run"),
                 "stopped_by": record.get("stopped_by"), "seconds_per_step": record.get("seconds_per_step"),
             })  # fmt: skip
             print_row(rows[-1], list(classifiers), header=False)

@@ -64,7 +64,7 @@ class TimeBudget(L.Callback):
             seconds per step so far with validations and checkpoint writes counted in, so the schedule
             anneals when the time is spent even if the machine slows down; the run is then not
             repeatable by its step count (``time_budget.yaml`` says so), and a resume keeps the last count.
-            ``bench/budget.py --schedules steps elapsed`` compares the two.
+            ``bench/budget.py --schedules steps elapsed`` compares the two (docs/results.md#schedule).
     """
 
     def __init__(

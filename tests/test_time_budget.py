@@ -221,6 +221,7 @@ def test_budget_bench_trains_each_budget_and_scores_it(tmp_path, small_data, cla
         "elapsed",
         "steps",
     )
+    assert elapsed["first_planned_steps"] > 0 and row["first_planned_steps"] is None  # only a re-planned run has one
     changed = yaml.safe_load((out / elapsed["run"] / "config_elapsed.yaml").read_text())
     assert [c["init_args"]["schedule"] for c in changed["trainer"]["callbacks"] if "TimeBudget" in c["class_path"]] == [
         "elapsed"
