@@ -2,7 +2,7 @@
 
 import math
 import time
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 from lightning.pytorch.callbacks import Timer
@@ -74,7 +74,7 @@ class TimeBudget(L.Callback):
         margin: float = 0.05,
         validations: int | None = None,
         ema_share: float | None = None,
-        schedule: str = "steps",
+        schedule: Literal["steps", "elapsed"] = "steps",
     ) -> None:
         if calibration_steps < 3:
             raise ValueError(

@@ -127,7 +127,11 @@ def one_line(message: str) -> str:
 
 
 # jsonargparse's lines around the reason when a class rejects a key: true, but noise to a user.
-_NOISE = ("Does not validate against", "Subtypes:", "Errors:", "- Expected a <class 'NoneType'>", "Given value")
+_NOISE = (
+    "Does not validate against", "Subtypes:", "Errors:", "- Expected a <class 'NoneType'>", "Given value",
+    "- Not a valid subclass of", "Subclass types expect one of", "- a class path (str)", "- a dict with",
+    "- a dict without class_path",
+)  # fmt: skip
 
 
 def short_argument_error(message: str) -> str:

@@ -167,6 +167,18 @@ def test_a_warm_up_too_short_to_time_is_one_line(tmp_path, train_in_process, cap
     assert error.startswith("error: TimeBudget: only 2 steps can be timed") and "warmup_steps" in error
 
 
+def test_an_unknown_schedule_is_one_line(tmp_path, train_in_process, capsys):
+    config = tiny_config(tmp_path, {"schedule": "wall"})
+    with pytest.raises(SystemExit) as stopped, reported_errors():
+        train_in_process(config, "--trainer.max_time=00:00:00:30")
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [
+        'error: key "trainer.callbacks": class_path \'callbacks.TimeBudget\': key "schedule": '
+        "Expected a typing.Literal['steps', 'elapsed']. Got value: wall (--help lists the options)"
+    ]
+
+
 def test_validation_count_includes_the_last_step():
     assert validation_count(12, 6, 1) == 2  # epochs 1 and 2; the last step ends epoch 2
     assert validation_count(14, 6, 1) == 3  # and once more at step 14, mid-epoch
