@@ -45,14 +45,6 @@ def _unpacked_shipped_data() -> Path:
 DATA_DIR = _unpacked_shipped_data()
 
 
-def run_script(*args, **kwargs) -> Result:
-    """The former helper, for tests written before entry_points: a fresh process each time, as it was.
-
-    New tests call ``entry_points.run`` (in-process, ``fresh_process=True`` where the process is the subject).
-    """
-    return run(*args, fresh_process=True, **kwargs)
-
-
 def tiny_args(runs: Path, data: Path, config: Path = TINY) -> tuple[str, ...]:
     """``--config CONFIG`` (the tiny one) with its runs folder ``runs`` and its data ``data``: any entry point's."""
     return ("--config", str(config), "--trainer.default_root_dir", str(runs), "--data.data_dir", str(data))

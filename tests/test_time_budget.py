@@ -10,13 +10,14 @@ import pytest
 import torch
 import yaml
 
+import entry_points
 import train
 from callbacks import time_budget
 from callbacks.time_budget import max_time_string
 from callbacks.validation_cost import validation_count
 from checkpointing.run_folders import RUN_DIR_ENV
 from cli.errors import reported_errors
-from conftest import TINY, run_script
+from conftest import TINY
 
 PER_EPOCH = 6  # small_data's 48 training images in batches of 8
 
@@ -49,7 +50,7 @@ def train_in_process(tmp_path, small_data, monkeypatch):
 
     def run(config: Path, *args: str, started_ago: float = 0.0) -> None:
         monkeypatch.delenv(RUN_DIR_ENV, raising=False)  # the CLI hands a run folder on through it
-        torch.set_num_threads(1)  # as run_script's processes: a busy machine makes extra threads wait on each other
+        torch.set_num_threads(1)  # as the bench's 1-thread runs: a busy machine makes extra threads wait on each other
         started = time.monotonic() - started_ago
         monkeypatch.setattr(time_budget, "process_seconds", lambda: time.monotonic() - started)
         root = ("--trainer.default_root_dir", str(tmp_path / "runs"))
@@ -74,9 +75,10 @@ def test_budget_run_ends_within_budget_reranker_included(tmp_path, small_data):
         {"calibration_steps": 5, "reranker_share": 0.3, "margin": 0.2, "validations": 4, "ema_share": 0.1},
         reranker=["--trainer.logger=false"],
     )
-    run_script(
+    entry_points.run(
         "train.py", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "runs"),
         "--data.data_dir", str(small_data), f"--trainer.max_time={max_time_string(budget)}",
+        fresh_process=True,  # the budget is spent from the process's start (/proc), imports included
     )  # fmt: skip
     # No wall-clock assertion (timings are the bench's job: bench/budget.py); the record shows the plan.
 
@@ -205,7 +207,7 @@ def test_a_budget_spent_before_the_timing_ends_stops_at_once_and_says_so(tmp_pat
 def test_budget_bench_trains_each_budget_and_scores_it(tmp_path, small_data, classifier_ckpt):
     config = tiny_config(tmp_path, {"calibration_steps": 5, "margin": 0.3}, logger=True)
     report, out = tmp_path / "budget.json", tmp_path / "out"
-    result = run_script(
+    result = entry_points.run(
         "bench/budget.py", "--config", str(config), "--budgets", "0.5", "--threads", "1",
         "--judge", str(classifier_ckpt), "--decodings", "sampled", "--seeds", "0", "1",
         "--data_dir", str(small_data), "--out", str(out), "--json", str(report), "--schedules", "steps", "elapsed",
