@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from checkpointing.run_folders import RUN_DIR_ENV  # the run folder train.py hands to DDP workers: never inherited
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,15 +82,32 @@ def run(
     return result
 
 
-def assert_error(result: Result, *parts: str) -> str:
-    """The run failed with status 2 and stderr ends with one ``error: ...`` line holding each of ``parts``."""
+def assert_error(result: Result, *parts: str, passed_on: int = 0) -> str:
+    """The run failed with status 2, no traceback, and stderr ends with its ``error: ...`` line, which holds
+    each of ``parts``; that line. Before it, only ``passed_on`` error lines: a child process's own (the
+    reranker's), shown as it printed them."""
     assert result.returncode == 2, f"exit status {result.returncode}:\n{result.stderr[-3000:]}"
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    message = result.last_error_line
-    assert message.startswith("error: "), message
+    return _the_one_error_line(result.stderr, *parts, passed_on=passed_on)
+
+
+def exits_with_one_line(capsys, main, args: list[str], *parts: str, status: int = 2) -> str:
+    """``main(args)`` (an entry point's ``main``, in this process) exits with ``status`` and one line on
+    stderr, ``error: ...``, holding each of ``parts``; that line."""
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit.value.code == status, f"exit status {exit.value.code}:\n{err[-3000:]}"
+    return _the_one_error_line(err, *parts)
+
+
+def _the_one_error_line(stderr: str, *parts: str, passed_on: int = 0) -> str:
+    assert "Traceback" not in stderr, stderr[-3000:]
+    lines = stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 + passed_on and errors[-1] == lines[-1], stderr[-3000:]
     for part in parts:
-        assert part in message, message
-    return message
+        assert part in errors[-1], errors[-1]
+    return errors[-1]
 
 
 def _in_new_process(script, args, variables, removed, cwd, timeout) -> Result:

@@ -7,6 +7,7 @@ import yaml
 
 import train
 from conftest import ROOT
+from entry_points import exits_with_one_line
 
 CONFIGS = ROOT / "configs"
 
@@ -18,17 +19,6 @@ def printed_config(capsys, *args: str) -> dict:
     out, err = capsys.readouterr()
     assert exit.value.code == 0, err
     return yaml.safe_load(out)
-
-
-def one_line_error(capsys, *args: str) -> str:
-    """The one ``error: ...`` line (status 2) that ``python train.py ARGS`` ends with."""
-    with pytest.raises(SystemExit) as exit:
-        train.main(list(args))
-    err = capsys.readouterr().err
-    assert exit.value.code == 2 and "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
 
 
 ARCHITECTURES = ("gpt2.yaml", "mistral.yaml", "qwen2.yaml", "qwen3.yaml")
@@ -57,7 +47,7 @@ def test_a_bare_name_is_the_projects_config_never_the_working_folders(capsys, mo
     assert printed_config(capsys, "--config", "classifier.yaml") == shipped
     assert printed_config(capsys, "--config", "classifier") == shipped
     assert printed_config(capsys, "--config", "./classifier.yaml")["seed_everything"] == 12345  # a path: that file
-    message = one_line_error(capsys, "--config", "mine.yaml")
+    message = exits_with_one_line(capsys, train.main, ["--config", "mine.yaml"])
     assert message.startswith("error: --config mine.yaml: no such config in ") and "e.g. ./mine.yaml" in message
 
 
@@ -69,9 +59,9 @@ def test_a_config_of_ones_own_builds_on_a_shipped_one(capsys, monkeypatch, tmp_p
     llama["trainer"]["max_epochs"] = 3
     assert mine == llama  # llama's every other value, its callbacks and model included
     Path("loop.yaml").write_text("config: ./loop.yaml\n")
-    assert "builds on itself" in one_line_error(capsys, "--config", "./loop.yaml")
+    assert "builds on itself" in exits_with_one_line(capsys, train.main, ["--config", "./loop.yaml"])
     Path("lost.yaml").write_text("config: ./nowhere.yaml\n")
-    assert "nowhere.yaml: no such file" in one_line_error(capsys, "--config", "./lost.yaml")
+    assert "nowhere.yaml: no such file" in exits_with_one_line(capsys, train.main, ["--config", "./lost.yaml"])
 
 
 def test_each_model_config_says_only_what_differs_from_the_base():

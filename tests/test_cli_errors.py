@@ -12,16 +12,7 @@ import predict
 import train
 from cli.errors import reported_errors
 from conftest import TINY
-
-
-def exits_with_one_line(capsys, main, args: list[str], status: int = 2) -> str:
-    with pytest.raises(SystemExit) as exit:
-        main(args)
-    err = capsys.readouterr().err
-    assert exit.value.code == status and "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    return lines[0]
+from entry_points import exits_with_one_line
 
 
 def test_every_entry_point_reports_a_users_error_in_one_line(capsys, tmp_path, small_data):

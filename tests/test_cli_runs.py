@@ -7,17 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from entry_points import assert_error
 from entry_points import run as run_entry_point
-
-
-def one_line_error(result, *parts: str) -> str:
-    """The run failed with status 2 and one ``error: ...`` line holding ``parts``, no traceback."""
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and errors[0] == result.stderr.strip().splitlines()[-1], result.stderr[-3000:]
-    for part in parts:
-        assert part in errors[0], errors[0]
-    return errors[0]
 
 
 def test_a_checkpoint_from_elsewhere_never_pulls_in_its_config(trained, lm_ckpt, small_data, tmp_path):
@@ -28,7 +19,7 @@ def test_a_checkpoint_from_elsewhere_never_pulls_in_its_config(trained, lm_ckpt,
     data = ("--data.data_dir", str(small_data), "--output", str(output))
     refused = run_entry_point("predict.py", "--ckpt_path", str(lm_ckpt), *data, check=False)
     asked_for = f"pass --config {run / 'config.yaml'} if you trust it"
-    one_line_error(refused, f"--ckpt_path {lm_ckpt}: its run is not under runs/", asked_for)
+    assert_error(refused, f"--ckpt_path {lm_ckpt}: its run is not under runs/", asked_for)
     assert not output.exists()
     run_entry_point("predict.py", "--ckpt_path", str(lm_ckpt), "--config", str(run / "config.yaml"), *data)
     asked = output.read_bytes()
@@ -48,7 +39,7 @@ def test_a_runs_folder_that_cannot_be_written_is_one_line(train_tiny, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder\n")
     result = train_tiny("--trainer.default_root_dir", str(blocker / "runs"), check=False)
-    one_line_error(result, f"cannot create a run folder under {blocker / 'runs'} (trainer.default_root_dir)")
+    assert_error(result, f"cannot create a run folder under {blocker / 'runs'} (trainer.default_root_dir)")
 
 
 def test_a_wandb_folder_that_cannot_be_written_is_one_line(train_tiny, tmp_path):
@@ -58,7 +49,7 @@ def test_a_wandb_folder_that_cannot_be_written_is_one_line(train_tiny, tmp_path)
     (run / "wandb").write_text("in the way\n")
     last = (run / "checkpoints" / "last.ckpt").read_bytes()
     result = train_tiny("--trainer.max_steps=2", "--ckpt_path=last", wandb_mode="offline", check=False)
-    one_line_error(result, f"cannot write the run's files: {run / 'wandb'} is a file, not a folder")
+    assert_error(result, f"cannot write the run's files: {run / 'wandb'} is a file, not a folder")
     assert (run / "checkpoints" / "last.ckpt").read_bytes() == last
 
 
@@ -69,7 +60,7 @@ def test_a_failed_start_leaves_no_run_folder(train_tiny, tmp_path, small_data):
     lines = (broken / "train.txt").read_text().splitlines()
     (broken / "train.txt").write_text("\n".join([*lines[:2], "1 2 3", *lines[3:]]) + "\n")
     result = train_tiny("--data.data_dir", str(broken), wandb_mode="offline", check=False)
-    one_line_error(result, "train.txt:3: expected 400 ints, got 3")
+    assert_error(result, "train.txt:3: expected 400 ints, got 3")
     assert list((tmp_path / "runs").iterdir()) == []
 
 
@@ -82,7 +73,7 @@ def test_a_resume_on_another_palette_is_refused(train_tiny, tmp_path, small_data
     colours[5] = "1 2 3"
     (recoloured / "colormap.txt").write_text("\n".join(colours) + "\n")
     result = train_tiny("--trainer.max_steps=4", "--ckpt_path=last", "--data.data_dir", str(recoloured), check=False)
-    one_line_error(result, f"{last}: trained with another palette", "colour 5 is", "[1, 2, 3] in", "colormap.txt")
+    assert_error(result, f"{last}: trained with another palette", "colour 5 is", "[1, 2, 3] in", "colormap.txt")
     assert last.read_bytes() == before
     train_tiny("--trainer.max_steps=4", "--ckpt_path=last")  # on its own data it resumes
     assert torch.load(last, weights_only=True)["global_step"] == 4

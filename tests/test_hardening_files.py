@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 import predict
-from cli.errors import reported_errors
 from conftest import DATA_DIR, TINY
 from datamodules import PixelFormatError
 from datamodules.pixel_files import MAX_IMAGES, read_images, read_palette
 from datamodules.submission import main as checker
+from entry_points import exits_with_one_line
 from files.atomic_write import WriteError, atomic_write_bytes, check_writable
 
 
@@ -36,15 +36,12 @@ def runs(tmp_path, trained) -> Path:
 
 
 def predict_error(capsys, runs: Path, data: Path, output: Path, *args: str) -> str:
-    """``predict.py`` in this process under the CLI's error policy; its one error line (status 2)."""
-    with pytest.raises(SystemExit) as stop, reported_errors():
-        predict.main([
-            "--config", str(TINY), "--trainer.default_root_dir", str(runs), "--data.data_dir", str(data),
-            "--output", str(output), "--model.init_args.decoding.do_sample=false", *args,
-        ])  # fmt: skip
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and "Traceback" not in err, err[-3000:]
-    return err.strip().splitlines()[-1]
+    """``predict.py`` in this process; its one error line (status 2)."""
+    command = [
+        "--config", str(TINY), "--trainer.default_root_dir", str(runs), "--data.data_dir", str(data),
+        "--output", str(output), "--model.init_args.decoding.do_sample=false", *args,
+    ]  # fmt: skip
+    return exits_with_one_line(capsys, predict.main, command)
 
 
 def contents(folder: Path) -> dict[str, bytes]:
