@@ -3,6 +3,7 @@ within it, says what it ran, and the same step count and seed repeat it without 
 bench/budget.py, which trains a config to each budget and scores it."""
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -249,9 +250,9 @@ def test_budget_bench_parallel_trains_one_thread_runs_side_by_side_on_cores_of_t
     a 2-thread run waits for the whole machine."""
     import threading
 
-    from bench import budget
+    from bench import budget, budget_runs
 
-    if len(budget.os.sched_getaffinity(0)) < 2:
+    if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two cores")
     lock, busy, seen = threading.Lock(), set(), []
 
@@ -265,10 +266,10 @@ def test_budget_bench_parallel_trains_one_thread_runs_side_by_side_on_cores_of_t
             busy.difference_update(cores)
         return {"wall_s": 60.0 * minutes, "parallel": parallel}
 
-    monkeypatch.setattr(budget, "train", fake_train)
+    monkeypatch.setattr(budget_runs, "train", fake_train)
     args = budget.parse_args(["--config", "a", "b", "c", "--budgets", "1", "--threads", "1", "2", "--train_only"])
     args.parallel = True
-    walls = budget.train_all(args, [(c, 1.0, t, "steps") for c in ("a", "b", "c") for t in (1, 2)])
+    walls = budget_runs.train_all(args, [(c, 1.0, t, "steps") for c in ("a", "b", "c") for t in (1, 2)])
     expected = {(c, 1.0, t, "steps"): {"wall_s": 60.0, "parallel": t == 1} for c in ("a", "b", "c") for t in (1, 2)}
     assert walls == expected
     one_thread = [entry for entry in seen if entry[1] == 1]
