@@ -8,11 +8,12 @@ from bench.validation_records import read_records
 from callbacks import ElapsedTime
 from datamodules import PokemonDataModule
 from lightning_modules import PixelLM
+from tiny_models import ARCHITECTURES
 
 
 def test_validations_are_timed_in_metrics_csv(tmp_path, small_data):
     torch.manual_seed(0)
-    model = PixelLM("gpt2", {"n_layer": 1, "n_head": 2, "n_embd": 16}, recon_every_n_epochs=2)
+    model = PixelLM("gpt2", ARCHITECTURES["gpt2"], recon_every_n_epochs=2)
     trainer = L.Trainer(
         accelerator="cpu", max_epochs=4, limit_train_batches=2, limit_val_batches=1, num_sanity_val_steps=1,
         logger=CSVLogger(tmp_path / "run", name="csv"), callbacks=[ElapsedTime()], enable_checkpointing=False,

@@ -21,17 +21,8 @@ from checkpointing.export_writer import export_pixel_lm
 from datamodules.pixel_files import read_images, read_palette
 from generation.decoding import Decoding
 from lightning_modules import PixelLM
+from tiny_models import ARCHITECTURES
 
-ARCHITECTURES = {
-    "gpt2": {"n_layer": 1, "n_head": 2, "n_embd": 16},
-    "llama": {
-        "hidden_size": 16,
-        "intermediate_size": 32,
-        "num_hidden_layers": 1,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 1,
-    },
-}
 DECODINGS = {
     "greedy": Decoding(seed=4),
     # temperature, then top-k, then top-p: the order in which both paths apply them

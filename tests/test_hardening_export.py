@@ -20,8 +20,9 @@ from checkpointing.export_writer import export_pixel_lm
 from datamodules.pixel_files import read_palette
 from generation.decoding import DecodingError
 from lightning_modules import PixelLM
+from tiny_models import ARCHITECTURES
 
-TINY_GPT2 = {"n_layer": 1, "n_head": 2, "n_embd": 16}
+TINY_GPT2 = ARCHITECTURES["gpt2"]
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import torch
 import generation.progress as progress
 from generation.decoding import Decoding
 from lightning_modules import PixelLM
+from tiny_models import ARCHITECTURES
 
 
 class Terminal(io.StringIO):
@@ -26,7 +27,7 @@ def test_completions_are_the_same_with_and_without_progress(monkeypatch):
 
     monkeypatch.setattr(progress, "PixelProgress", Recorded)
     torch.manual_seed(0)
-    model = PixelLM("gpt2", {"n_layer": 1, "n_head": 2, "n_embd": 16})
+    model = PixelLM("gpt2", ARCHITECTURES["gpt2"])
     prefixes = torch.randint(0, 167, (3, 240))
     decoding = Decoding(do_sample=True, top_k=50, top_p=0.95, seed=7, best_of=2)
     with progress.showing_progress():

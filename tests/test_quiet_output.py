@@ -14,6 +14,7 @@ from checkpointing.io import AtomicCheckpointIO
 from checkpointing.run_folders import RUN_DIR_ENV
 from conftest import TINY
 from lightning_modules import PixelLM, PokemonClassifier
+from tiny_models import ARCHITECTURES
 
 # What every run printed at 6765bde, none of it about the user's input (issue 34).
 FALSE_ALARMS = (
@@ -41,8 +42,7 @@ def test_model_summaries_count_flops_where_torch_can():
     # Both give the summary an example input, so it counts FLOPs instead of printing "Total FLOPs: 0"; PixelLM
     # not on a GPU, where FlopCounterMode asserts on grouped-query SDPA (lightning_modules/pixel_lm.py).
     assert ModelSummary(PokemonClassifier()).total_flops > 0
-    sizes = {"num_hidden_layers": 1, "hidden_size": 16, "num_attention_heads": 4, "num_key_value_heads": 2}
-    model = PixelLM("llama", {**sizes, "intermediate_size": 32})
+    model = PixelLM("llama", ARCHITECTURES["llama"])  # grouped-query attention, as the shipped configs
     assert ModelSummary(model).total_flops > 0
     model._device = torch.device("cuda", 0)  # where the model would be on a GPU run (no GPU needed to ask)
     assert model.example_input_array is None
