@@ -94,8 +94,6 @@ def train(
 
 def run_record(checkpoint: Path) -> dict:
     """The run's ``time_budget.yaml`` (its planned and run steps), or {} when it has none."""
-    import yaml
-
     path = checkpoint.parent.parent / "time_budget.yaml"
     return yaml.safe_load(path.read_text()) if path.is_file() else {}
 
