@@ -91,13 +91,13 @@ class TimeBudget(L.Callback):
             raise ValueError(f"TimeBudget.ema_share: must be in (0, 1], got {ema_share}")
         if schedule not in ("steps", "elapsed"):
             raise ValueError(f"TimeBudget.schedule: 'steps' or 'elapsed', got {schedule!r}")
-        self.schedule = schedule
         self.calibration_steps = calibration_steps
         self.reranker_share = reranker_share
         self.margin = margin
         self.validations = validations
         self.ema_share = ema_share
         self.plan: dict[str, Any] | None = None  # what was decided; saved in checkpoints, so a resume keeps it
+        self.schedule = schedule  # "steps": the plan is made once; "elapsed": again after every step
         self._budget: dict[str, Any] = {}  # the budget's split, decided when training starts
         self._steps: int | None = None  # the run's length when given (max_steps, or max_epochs' steps)
         self._apply_at: float = 0  # the step after which the plan takes effect, the same with or without a budget
