@@ -42,12 +42,6 @@ class Result:
     stdout: str
     stderr: str
 
-    @property
-    def last_error_line(self) -> str:
-        """The last line on stderr (where the one-line ``error: ...`` goes)."""
-        lines = self.stderr.strip().splitlines()
-        return lines[-1] if lines else ""
-
 
 def run(
     script: str,
